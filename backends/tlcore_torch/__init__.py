@@ -1,0 +1,1 @@
+"""tlcore's PyTorch backend. Importing this package imports no torch; see :mod:`tlcore_torch.plugin`."""

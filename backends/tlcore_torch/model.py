@@ -1,0 +1,250 @@
+"""The torch model: a backbone plus a head, with freeze plans applied natively."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from tlcore import BackboneSpec, CheckpointError, FreezePlan, HeadSpec, LayerInfo, Model
+from tlcore._head_init import initial_head_weights
+from tlcore._io import write_with
+from tlcore_torch.backbones import NativeBackbone
+
+FORMAT = "tlcore-model/1"
+
+_ACTIVATIONS: dict[str, type[nn.Module]] = {
+    "relu": nn.ReLU,
+    "gelu": nn.GELU,
+    "silu": nn.SiLU,
+    "tanh": nn.Tanh,
+    "linear": nn.Identity,
+}
+
+
+class TorchHead(nn.Module):
+    """Pooling, optional hidden dense layers, dropout and the output layer.
+
+    ``flatten`` flattens in NHWC order so that a flattened head means the same
+    weights in every backend.
+    """
+
+    def __init__(self, spec: HeadSpec, in_channels: int, feature_hw: tuple[int, int]) -> None:
+        super().__init__()
+        self.pooling = spec.pooling
+        in_features = in_channels * (feature_hw[0] * feature_hw[1] if spec.pooling == "flatten" else 1)
+        self.in_features = in_features
+        self.dropout = nn.Dropout(spec.dropout)
+        self.hidden = nn.ModuleList()
+        widths = [in_features, *spec.hidden]
+        for fan_in, fan_out in zip(widths[:-1], widths[1:], strict=True):
+            self.hidden.append(nn.Linear(fan_in, fan_out))
+        self.activation = _ACTIVATIONS[spec.activation]()
+        self.out = nn.Linear(widths[-1], spec.num_outputs)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        if self.pooling == "avg":
+            x = features.mean(dim=(2, 3))
+        elif self.pooling == "max":
+            x = features.amax(dim=(2, 3))
+        else:
+            x = features.permute(0, 2, 3, 1).flatten(1)
+        x = self.dropout(x)
+        for layer in self.hidden:
+            x = self.dropout(self.activation(layer(x)))
+        return self.out(x)
+
+    def dense_layers(self) -> list[nn.Linear]:
+        """The head's dense layers in order, output last."""
+        return [*self.hidden, self.out]  # type: ignore[list-item]
+
+
+class TorchNet(nn.Module):
+    """Backbone then head. Frozen BatchNorm layers stay in eval mode through ``train()``."""
+
+    def __init__(self, backbone: nn.Module, head: TorchHead) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.head = head
+        self.__dict__["eval_batchnorms"] = []
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.head(self.backbone(images))
+
+    def train(self, mode: bool = True) -> TorchNet:
+        super().train(mode)
+        for module in self.__dict__["eval_batchnorms"]:
+            module.eval()
+        return self
+
+
+def file_sha256(path: str | Path) -> str:
+    """sha256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class TorchModel(Model):
+    """A :class:`tlcore.Model` holding a :class:`TorchNet`."""
+
+    backend_name = "torch"
+
+    def __init__(
+        self,
+        backbone_spec: BackboneSpec,
+        head_spec: HeadSpec,
+        native_backbone: NativeBackbone,
+        *,
+        device: torch.device,
+        seed: int,
+        image_size: tuple[int, int],
+        weights: str | None,
+        weights_sha256: str | None,
+    ) -> None:
+        self.backbone = backbone_spec
+        self.head = head_spec
+        self.weights = weights
+        self.weights_sha256 = weights_sha256
+        self.image_size = image_size
+        self.seed = seed
+        self.device = device
+        self._layers = native_backbone.layers
+        backbone = native_backbone.module
+        with torch.no_grad():
+            probe = torch.zeros(1, backbone_spec.input.channels, *image_size)
+            backbone.eval()
+            feature_shape = backbone(probe).shape
+        head = TorchHead(head_spec, int(feature_shape[1]), (int(feature_shape[2]), int(feature_shape[3])))
+        with torch.no_grad():
+            for layer, (kernel, bias) in zip(
+                head.dense_layers(), initial_head_weights(head_spec, head.in_features, seed), strict=True
+            ):
+                layer.weight.copy_(torch.from_numpy(kernel.T.copy()))
+                layer.bias.copy_(torch.from_numpy(bias))
+        self._net = TorchNet(backbone, head).to(device)
+        self._bn_modules = {info.name: module for info, module in self._layers if info.is_batchnorm}
+        self.apply_freeze(FreezePlan(trainable=frozenset(i.name for i, _ in self._layers), bn_training=frozenset()))
+
+    @property
+    def native(self) -> TorchNet:
+        return self._net
+
+    def layers(self) -> list[LayerInfo]:
+        return [info for info, _ in self._layers]
+
+    def apply_freeze(self, plan: FreezePlan) -> None:
+        known = {info.name for info, _ in self._layers}
+        unknown = sorted(plan.trainable - known)
+        if unknown:
+            raise CheckpointError(f"freeze plan names layers this backbone lacks: {unknown[:5]}")
+        for parameter in self._net.backbone.parameters():
+            parameter.requires_grad_(False)
+        for info, module in self._layers:
+            if info.name in plan.trainable:
+                for parameter in module.parameters(recurse=False):
+                    parameter.requires_grad_(True)
+        self._net.__dict__["eval_batchnorms"] = [
+            module for name, module in self._bn_modules.items() if name not in plan.bn_training
+        ]
+        self._net.train(self._net.training)
+
+    def trainable_layers(self) -> set[str]:
+        return {
+            info.name
+            for info, module in self._layers
+            if any(p.requires_grad for p in module.parameters(recurse=False))
+        }
+
+    def _batched(self, module: nn.Module, images: np.ndarray, batch_size: int) -> list[np.ndarray]:
+        images = self.check_images(images)
+        was_training = self._net.training
+        self._net.eval()
+        outputs: list[np.ndarray] = []
+        try:
+            with torch.no_grad():
+                for start in range(0, len(images), batch_size):
+                    batch = torch.from_numpy(np.ascontiguousarray(images[start : start + batch_size], dtype=np.float32))
+                    outputs.append(module(batch.to(self.device).permute(0, 3, 1, 2)).float().cpu().numpy())
+        finally:
+            self._net.train(was_training)
+        return outputs
+
+    def predict(self, images: np.ndarray, *, batch_size: int = 64) -> np.ndarray:
+        logits = np.concatenate(self._batched(self._net, images, batch_size))
+        if self.head.output_activation == "softmax":
+            shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+            return np.asarray(shifted / shifted.sum(axis=1, keepdims=True))
+        if self.head.output_activation == "sigmoid":
+            return np.asarray(1.0 / (1.0 + np.exp(-logits)))
+        return logits
+
+    def features(self, images: np.ndarray, *, batch_size: int = 64) -> np.ndarray:
+        maps = np.concatenate(self._batched(self._net.backbone, images, batch_size))
+        return np.ascontiguousarray(maps.transpose(0, 2, 3, 1))
+
+    def backbone_state(self) -> dict[str, np.ndarray]:
+        state: dict[str, np.ndarray] = {}
+        for info, module in self._layers:
+            for key, value in module.state_dict().items():
+                state[f"{info.name}.{key}"] = value.detach().cpu().numpy().copy()
+        return state
+
+    def metadata(self) -> dict[str, Any]:
+        """What :func:`load_torch_model` needs to rebuild this model."""
+        return {
+            "format": FORMAT,
+            "backend": self.backend_name,
+            "backbone": self.backbone.name,
+            "head": {
+                "num_outputs": self.head.num_outputs,
+                "pooling": self.head.pooling,
+                "hidden": list(self.head.hidden),
+                "activation": self.head.activation,
+                "dropout": self.head.dropout,
+                "output_activation": self.head.output_activation,
+                "initializer": self.head.initializer,
+            },
+            "image_size": list(self.image_size),
+            "weights": self.weights,
+            "weights_sha256": self.weights_sha256,
+        }
+
+    def save(self, path: str | Path) -> Path:
+        from safetensors.torch import save_file
+
+        state = {k: v.detach().cpu().contiguous() for k, v in self._net.state_dict().items()}
+        metadata = {"tlcore": json.dumps(self.metadata())}
+        try:
+            return write_with(path, lambda temporary: save_file(state, str(temporary), metadata=metadata))
+        except OSError as exc:
+            raise CheckpointError(f"cannot write model to {str(path)!r}: {exc}") from None
+
+
+def read_checkpoint(path: str | Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """Metadata and tensors of a saved model; CheckpointError if unreadable."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file, safe_open
+
+    file = Path(path)
+    if not file.is_file():
+        raise CheckpointError(f"no saved model at {str(file)!r}.")
+    try:
+        with safe_open(str(file), framework="pt") as handle:
+            raw = (handle.metadata() or {}).get("tlcore")
+        tensors = load_file(str(file))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(f"{str(file)!r} is not a readable tlcore model (safetensors): {exc}") from None
+    if raw is None:
+        raise CheckpointError(f"{str(file)!r} has no tlcore metadata: it was not written by Model.save().")
+    metadata = json.loads(raw)
+    if metadata.get("format") != FORMAT:
+        raise CheckpointError(f"{str(file)!r} has format {metadata.get('format')!r}; expected {FORMAT!r}.")
+    return metadata, tensors

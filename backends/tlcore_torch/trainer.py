@@ -1,0 +1,123 @@
+"""The torch trainer: torch's own optimizers, schedulers and autocast under the shared loop."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from tlcore.training import Phase, Trainer, TrainerOptions
+from tlcore_torch.model import TorchModel
+
+
+def make_optimizer(phase: Phase, parameters: list[torch.nn.Parameter]) -> torch.optim.Optimizer:
+    """The phase's optimizer, with every default that frameworks disagree on passed explicitly."""
+    if phase.optimizer == "adam":
+        return torch.optim.Adam(
+            parameters, lr=phase.learning_rate, betas=phase.adam_betas, eps=phase.adam_epsilon,
+            weight_decay=phase.weight_decay,
+        )
+    if phase.optimizer == "adamw":
+        return torch.optim.AdamW(
+            parameters, lr=phase.learning_rate, betas=phase.adam_betas, eps=phase.adam_epsilon,
+            weight_decay=phase.weight_decay,
+        )
+    return torch.optim.SGD(
+        parameters, lr=phase.learning_rate, momentum=phase.momentum, nesterov=phase.nesterov,
+        weight_decay=phase.weight_decay,
+    )
+
+
+def make_schedule(
+    phase: Phase, optimizer: torch.optim.Optimizer, total_steps: int
+) -> torch.optim.lr_scheduler.LRScheduler | None:
+    """A per-step scheduler for the phase, or None for a constant learning rate."""
+    steps_per_epoch = max(1, total_steps // phase.epochs)
+    if phase.schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, total_steps))
+    if phase.schedule == "step":
+        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=phase.step_size * steps_per_epoch, gamma=phase.gamma)
+    if phase.schedule == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=phase.learning_rate, total_steps=max(2, total_steps), pct_start=phase.warmup_fraction
+        )
+    return None
+
+
+class TorchTrainer(Trainer):
+    """Runs phases on a :class:`TorchModel` (CUDA and mixed precision when available)."""
+
+    def __init__(self, model: TorchModel, options: TrainerOptions) -> None:
+        super().__init__(model, options)
+        self.torch_model = model
+        self.net = model.native
+        self.device = model.device
+        use_amp = options.mixed_precision and self.device.type == "cuda"
+        self.amp_dtype = (
+            (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16) if use_amp else None
+        )
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
+        self.optimizer: torch.optim.Optimizer | None = None
+        self.schedule: torch.optim.lr_scheduler.LRScheduler | None = None
+        self.label_smoothing = 0.0
+
+    def _tensor(self, inputs: np.ndarray, cached: bool) -> torch.Tensor:
+        x = torch.from_numpy(np.ascontiguousarray(inputs, dtype=np.float32)).to(self.device, non_blocking=True)
+        return x if cached else x.permute(0, 3, 1, 2)
+
+    def _autocast(self) -> Any:
+        if self.amp_dtype is None:
+            return torch.autocast(device_type=self.device.type, enabled=False)
+        return torch.autocast(device_type="cuda", dtype=self.amp_dtype)
+
+    def _begin_phase(self, phase: Phase, total_steps: int, cached: bool) -> None:
+        module = self.net.head if cached else self.net
+        self.optimizer = make_optimizer(phase, list(module.parameters()))
+        self.schedule = make_schedule(phase, self.optimizer, total_steps)
+        self.label_smoothing = phase.label_smoothing
+
+    def _train_step(self, inputs: np.ndarray, labels: np.ndarray, cached: bool) -> tuple[float, int]:
+        assert self.optimizer is not None  # set by _begin_phase; internal invariant
+        self.net.train()
+        x = self._tensor(inputs, cached)
+        y = torch.from_numpy(labels).to(self.device)
+        with self._autocast():
+            logits = self.net.head(x) if cached else self.net(x)
+        loss = F.cross_entropy(logits.float(), y, label_smoothing=self.label_smoothing)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        if self.schedule is not None:
+            self.schedule.step()
+        with torch.no_grad():
+            correct = int((logits.argmax(dim=1) == y).sum())
+        return float(loss.detach()) * len(labels), correct
+
+    def _predict_step(self, inputs: np.ndarray, cached: bool) -> np.ndarray:
+        self.net.eval()
+        with torch.no_grad(), self._autocast():
+            x = self._tensor(inputs, cached)
+            logits = self.net.head(x) if cached else self.net(x)
+        return logits.float().cpu().numpy()
+
+    def _features_step(self, images: np.ndarray) -> np.ndarray:
+        self.net.eval()
+        with torch.no_grad(), self._autocast():
+            features = self.net.backbone(self._tensor(images, cached=False))
+        return features.float().cpu().numpy()
+
+    def _learning_rate(self) -> float:
+        return float(self.optimizer.param_groups[0]["lr"]) if self.optimizer is not None else 0.0
+
+    def _snapshot(self) -> dict[str, torch.Tensor]:
+        return {k: v.detach().clone() for k, v in self.net.state_dict().items()}
+
+    def _restore(self, snapshot: Any) -> None:
+        self.net.load_state_dict(snapshot)
+
+    def _end_phase(self) -> None:
+        self.optimizer = None
+        self.schedule = None

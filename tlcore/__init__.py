@@ -1,0 +1,97 @@
+"""tlcore: one transfer-learning recipe, every framework, the same result.
+
+The core is framework-neutral: it imports no framework, ever. Backends
+(``torch``, and Keras 3 on JAX, TensorFlow or torch) come as plugins and
+import their framework on first use.
+
+    >>> import tlcore
+    >>> recipe = tlcore.load_recipe("recipes/quickstart.toml")
+    >>> result = tlcore.run_recipe(recipe, backend="torch", out="runs/quickstart")
+"""
+
+from tlcore._backend import Backend, Model, get_backend
+from tlcore._errors import (
+    BackendUnavailableError,
+    CheckpointError,
+    ConfigError,
+    DataError,
+    PluginError,
+    RecipeError,
+    TLCoreError,
+    UnknownBackboneError,
+    UnknownBackendError,
+    UnknownDatasetError,
+    UnknownFreezePolicyError,
+    UnknownHeadError,
+    UnknownNameError,
+    WeightsError,
+)
+from tlcore._freeze import (
+    FineTuneAt,
+    FreezePlan,
+    FreezePolicy,
+    Frozen,
+    GradualUnfreezing,
+    LastN,
+    RegexPolicy,
+    TrainGroups,
+    Unfrozen,
+)
+from tlcore._recipe import AugmentationConfig, BackboneConfig, DataConfig, HeadConfig, Recipe, load_recipe, parse_recipe
+from tlcore._runner import RunResult, run_recipe
+from tlcore._specs import BackboneSpec, HeadSpec, ImageInputSpec, LayerInfo, WeightsSource
+from tlcore.plugins import load_plugins
+from tlcore.training import EarlyStopping, Evaluation, History, Phase, Trainer, TrainerOptions
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AugmentationConfig",
+    "BackboneConfig",
+    "BackboneSpec",
+    "Backend",
+    "BackendUnavailableError",
+    "CheckpointError",
+    "ConfigError",
+    "DataConfig",
+    "DataError",
+    "EarlyStopping",
+    "Evaluation",
+    "FineTuneAt",
+    "FreezePlan",
+    "FreezePolicy",
+    "Frozen",
+    "GradualUnfreezing",
+    "HeadConfig",
+    "HeadSpec",
+    "History",
+    "ImageInputSpec",
+    "LastN",
+    "LayerInfo",
+    "Model",
+    "Phase",
+    "PluginError",
+    "Recipe",
+    "RecipeError",
+    "RegexPolicy",
+    "RunResult",
+    "TLCoreError",
+    "TrainGroups",
+    "Trainer",
+    "TrainerOptions",
+    "UnknownBackboneError",
+    "UnknownBackendError",
+    "UnknownDatasetError",
+    "UnknownFreezePolicyError",
+    "UnknownHeadError",
+    "UnknownNameError",
+    "Unfrozen",
+    "WeightsError",
+    "WeightsSource",
+    "__version__",
+    "get_backend",
+    "load_plugins",
+    "load_recipe",
+    "parse_recipe",
+    "run_recipe",
+]

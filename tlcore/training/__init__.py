@@ -1,0 +1,21 @@
+"""Training: phases, the shared trainer loop, and the neutral history format."""
+
+from tlcore.training._config import OPTIMIZERS, SCHEDULES, EarlyStopping, Phase, TrainerOptions
+from tlcore.training._history import EpochRecord, Evaluation, History, PhaseHistory, evaluate_logits
+from tlcore.training._trainer import BatchSource, Trainer, default_threads
+
+__all__ = [
+    "OPTIMIZERS",
+    "SCHEDULES",
+    "BatchSource",
+    "EarlyStopping",
+    "EpochRecord",
+    "Evaluation",
+    "History",
+    "Phase",
+    "PhaseHistory",
+    "Trainer",
+    "TrainerOptions",
+    "default_threads",
+    "evaluate_logits",
+]

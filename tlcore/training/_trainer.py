@@ -1,0 +1,298 @@
+"""The shared trainer: phases, epochs, early stopping, best weights, feature caching.
+
+Backends subclass :class:`Trainer` and implement a handful of small steps
+(build the optimizer for a phase, take one training step, predict a batch)
+with their framework's own mechanisms. Everything else, including the order
+of batches and the meaning of every option, lives here once.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from tlcore._backend import Model
+from tlcore._errors import ConfigError
+from tlcore._freeze import FreezePlan
+from tlcore.training._config import Phase, TrainerOptions
+from tlcore.training._history import EpochRecord, Evaluation, History, PhaseHistory, evaluate_logits
+
+__all__ = ["BatchSource", "Trainer"]
+
+EpochCallback = Callable[[PhaseHistory, EpochRecord], None]
+
+
+class BatchSource(Protocol):
+    """What a trainer reads batches from (:class:`tlcore.data.Batches` implements it)."""
+
+    batch_size: int
+    augment: bool
+
+    @property
+    def num_examples(self) -> int: ...
+
+    @property
+    def steps_per_epoch(self) -> int: ...
+
+    @property
+    def num_classes(self) -> int: ...
+
+    def epoch(self, epoch: int) -> Iterator[tuple[np.ndarray, np.ndarray]]: ...
+
+    def order(self, epoch: int) -> np.ndarray: ...
+
+    def ordered(self) -> Iterator[tuple[np.ndarray, np.ndarray]]: ...
+
+    def without_augmentation(self) -> BatchSource: ...
+
+
+class _FeatureBatches:
+    """Cached backbone features served in the same order the images would be."""
+
+    def __init__(self, source: BatchSource, compute: Callable[[np.ndarray], np.ndarray]) -> None:
+        started = time.perf_counter()
+        features: list[np.ndarray] = []
+        labels: list[np.ndarray] = []
+        for images, batch_labels in source.ordered():
+            features.append(compute(images))
+            labels.append(batch_labels)
+        self.features = np.concatenate(features)
+        self.labels = np.concatenate(labels)
+        self.source = source
+        self.seconds = time.perf_counter() - started
+
+    def epoch(self, epoch: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        order = self.source.order(epoch)
+        size = self.source.batch_size
+        for start in range(0, len(order), size):
+            index = order[start : start + size]
+            yield self.features[index], self.labels[index]
+
+    def ordered(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        size = self.source.batch_size
+        for start in range(0, len(self.labels), size):
+            yield self.features[start : start + size], self.labels[start : start + size]
+
+
+def _progress(iterable: Iterable[Any], *, total: int, description: str, enabled: bool) -> Iterable[Any]:
+    if not enabled:
+        return iterable
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        return iterable
+    return tqdm(iterable, total=total, desc=description, leave=False, file=sys.stderr, dynamic_ncols=True)
+
+
+class Trainer(ABC):
+    """Runs a list of :class:`Phase` on one model; backends implement the steps.
+
+    Subclasses implement ``_begin_phase``, ``_train_step``, ``_predict_step``,
+    ``_features_step``, ``_learning_rate``, ``_snapshot`` and ``_restore``.
+    """
+
+    def __init__(self, model: Model, options: TrainerOptions) -> None:
+        self.model = model
+        self.options = options
+        self.history = History()
+        self._plan: FreezePlan | None = None
+
+    # -- steps each backend implements -------------------------------------------------
+    @abstractmethod
+    def _begin_phase(self, phase: Phase, total_steps: int, cached: bool) -> None:
+        """Create the optimizer and schedule for ``phase`` (``total_steps`` optimizer steps)."""
+
+    @abstractmethod
+    def _train_step(self, inputs: np.ndarray, labels: np.ndarray, cached: bool) -> tuple[float, int]:
+        """One optimizer step; return (summed loss over the batch, number correct)."""
+
+    @abstractmethod
+    def _predict_step(self, inputs: np.ndarray, cached: bool) -> np.ndarray:
+        """Logits for one batch in inference mode (``inputs`` are features when ``cached``)."""
+
+    @abstractmethod
+    def _features_step(self, images: np.ndarray) -> np.ndarray:
+        """The frozen backbone's output for one batch, in the backend's layout."""
+
+    @abstractmethod
+    def _learning_rate(self) -> float:
+        """The optimizer's current learning rate."""
+
+    @abstractmethod
+    def _snapshot(self) -> Any:
+        """A copy of all model weights and statistics, held in memory."""
+
+    @abstractmethod
+    def _restore(self, snapshot: Any) -> None:
+        """Put back weights taken by :meth:`_snapshot`."""
+
+    def _end_phase(self) -> None:
+        """Release per-phase state (optimizer); override when needed."""
+
+    # -- the shared loop ---------------------------------------------------------------
+    def fit(
+        self,
+        train: BatchSource,
+        phases: Sequence[Phase],
+        *,
+        validation: BatchSource | None = None,
+        on_epoch: EpochCallback | None = None,
+    ) -> History:
+        """Run ``phases`` in order on ``train``; return the history of all of them."""
+        if not phases:
+            raise ConfigError("fit() needs at least one phase.")
+        for phase in phases:
+            self.history.phases.append(self._run_phase(phase, train, validation, on_epoch))
+        return self.history
+
+    def _apply(self, plan: FreezePlan) -> None:
+        if plan != self._plan:
+            self.model.apply_freeze(plan)
+            self._plan = plan
+
+    def _can_cache(self, phase: Phase, plan: FreezePlan, train: BatchSource) -> bool:
+        return (
+            phase.cache_features
+            and plan.backbone_frozen
+            and not plan.bn_training
+            and not phase.freeze.varies_by_epoch
+            and not train.augment
+        )
+
+    def _run_phase(
+        self,
+        phase: Phase,
+        train: BatchSource,
+        validation: BatchSource | None,
+        on_epoch: EpochCallback | None,
+    ) -> PhaseHistory:
+        if not phase.augment and train.augment:
+            train = train.without_augmentation()
+        layers = self.model.layers()
+        plan = phase.freeze.plan(layers, 0)
+        self._apply(plan)
+        cached = self._can_cache(phase, plan, train)
+        record = PhaseHistory(
+            name=phase.name,
+            freeze=phase.freeze.describe(),
+            optimizer=phase.optimizer,
+            learning_rate=phase.learning_rate,
+            epochs_planned=phase.epochs,
+            cached_features=cached,
+        )
+        started = time.perf_counter()
+        train_source: Any = train
+        val_source: Any = validation
+        if cached:
+            train_source = _FeatureBatches(train, self._features_step)
+            record.feature_seconds = train_source.seconds
+            if validation is not None:
+                val_source = _FeatureBatches(validation, self._features_step)
+        self._begin_phase(phase, phase.epochs * train.steps_per_epoch, cached)
+        best_value: float | None = None
+        best_snapshot: Any = None
+        stale = 0
+        monitor = phase.early_stopping.monitor if phase.early_stopping else "val_accuracy"
+        if validation is None and monitor.startswith("val_"):
+            monitor = monitor.removeprefix("val_")
+        maximize = monitor.endswith("accuracy")
+        for epoch in range(phase.epochs):
+            if phase.freeze.varies_by_epoch:
+                self._apply(phase.freeze.plan(layers, epoch))
+            epoch_record = self._run_epoch(phase, epoch, train_source, train, cached)
+            if val_source is not None:
+                evaluation = self._evaluate_source(val_source, train.num_classes, cached)
+                epoch_record.val_loss, epoch_record.val_accuracy = evaluation.loss, evaluation.accuracy
+            record.epochs.append(epoch_record)
+            value = float(getattr(epoch_record, monitor))
+            improved = best_value is None or (
+                value > best_value + self._min_delta(phase) if maximize else value < best_value - self._min_delta(phase)
+            )
+            if improved:
+                best_value, record.best_epoch, stale = value, epoch, 0
+                if phase.keep_best and epoch < phase.epochs - 1:
+                    best_snapshot = self._snapshot()
+                elif phase.keep_best:
+                    best_snapshot = None  # the current weights are the best
+                self._write_checkpoint()
+            else:
+                stale += 1
+            if on_epoch is not None:
+                on_epoch(record, epoch_record)
+            if phase.early_stopping is not None and stale >= phase.early_stopping.patience:
+                record.stopped_early = True
+                break
+        if phase.keep_best and best_snapshot is not None and record.best_epoch != len(record.epochs) - 1:
+            self._restore(best_snapshot)
+        self._end_phase()
+        record.seconds = time.perf_counter() - started
+        return record
+
+    @staticmethod
+    def _min_delta(phase: Phase) -> float:
+        return phase.early_stopping.min_delta if phase.early_stopping else 0.0
+
+    def _run_epoch(self, phase: Phase, epoch: int, source: Any, train: BatchSource, cached: bool) -> EpochRecord:
+        started = time.perf_counter()
+        loss_sum, correct, seen = 0.0, 0, 0
+        batches = _progress(
+            source.epoch(epoch),
+            total=train.steps_per_epoch,
+            description=f"{phase.name} {epoch + 1}/{phase.epochs}",
+            enabled=self.options.progress,
+        )
+        for inputs, labels in batches:
+            batch_loss, batch_correct = self._train_step(inputs, labels, cached)
+            loss_sum += batch_loss
+            correct += batch_correct
+            seen += len(labels)
+        seconds = time.perf_counter() - started
+        if not math.isfinite(loss_sum):
+            raise ConfigError(
+                f"phase {phase.name!r} epoch {epoch + 1}: the training loss is not finite ({loss_sum}). "
+                f"Lower the learning rate (now {phase.learning_rate})."
+            )
+        return EpochRecord(
+            epoch=epoch,
+            loss=loss_sum / max(seen, 1),
+            accuracy=correct / max(seen, 1),
+            learning_rate=self._learning_rate(),
+            seconds=seconds,
+            images_per_second=seen / seconds if seconds > 0 else 0.0,
+            trainable_layers=len(self._plan.trainable) if self._plan else 0,
+        )
+
+    def _evaluate_source(self, source: Any, num_classes: int, cached: bool) -> Evaluation:
+        logits: list[np.ndarray] = []
+        labels: list[np.ndarray] = []
+        for inputs, batch_labels in source.ordered():
+            logits.append(self._predict_step(inputs, cached))
+            labels.append(batch_labels)
+        return evaluate_logits(np.concatenate(logits), np.concatenate(labels), num_classes)
+
+    def evaluate(self, batches: BatchSource) -> Evaluation:
+        """Loss, accuracy, per-class accuracy and confusion matrix on ``batches``."""
+        return self._evaluate_source(batches, batches.num_classes, cached=False)
+
+    def _write_checkpoint(self) -> None:
+        if self.options.checkpoint_dir is None:
+            return
+        directory = Path(self.options.checkpoint_dir)
+        directory.mkdir(parents=True, exist_ok=True)
+        self.model.save(directory / "best.safetensors")
+
+
+def default_threads() -> int:
+    """Threads for a framework's CPU kernels: the cores this process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
