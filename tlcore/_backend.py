@@ -11,7 +11,7 @@ import threading
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
@@ -135,13 +135,13 @@ class Backend(ABC):
         """Peak accelerator memory since the process started, if the framework tracks it."""
         return None
 
-    def seed(self, seed: int) -> None:
+    def seed(self, seed: int) -> None:  # noqa: B027  (optional hook: a framework may have no global RNG)
         """Seed the framework's own random number generators."""
 
 
 class _Loaded:
     lock = threading.Lock()
-    backends: dict[str, Backend] = {}
+    backends: ClassVar[dict[str, Backend]] = {}
 
 
 def _missing(modules: Sequence[str]) -> list[str]:

@@ -34,12 +34,19 @@ def _plugins_table() -> dict[str, list[dict[str, Any]]]:
             for name, entry in sorted(registry.backends.items())
         ],
         "backbones": [
-            {"name": name, "backend": backend, "plugin": entry.plugin, "family": entry.item.family,
-             "weights": list(entry.item.weight_names), "groups": list(entry.item.groups)}
+            {
+                "name": name,
+                "backend": backend,
+                "plugin": entry.plugin,
+                "family": entry.item.family,
+                "weights": list(entry.item.weight_names),
+                "groups": list(entry.item.groups),
+            }
             for (backend, name), entry in sorted(registry.backbones.items())
         ],
         "heads": [
-            {"name": name, "plugin": e.plugin, "description": e.item.description} for name, e in sorted(registry.heads.items())
+            {"name": name, "plugin": e.plugin, "description": e.item.description}
+            for name, e in sorted(registry.heads.items())
         ],
         "freeze_policies": [
             {"name": name, "plugin": e.plugin, "description": e.item.description}

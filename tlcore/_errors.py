@@ -90,10 +90,7 @@ class UnknownNameError(ConfigError, KeyError):
         self.available = sorted(set(available))
         place = f" on {where}" if where else ""
         listing = ", ".join(self.available) if self.available else "none"
-        message = (
-            f"no {self.kind} {name!r}{place}.{did_you_mean(name, self.available)}"
-            f" Available{place}: {listing}."
-        )
+        message = f"no {self.kind} {name!r}{place}.{did_you_mean(name, self.available)} Available{place}: {listing}."
         super().__init__(message)
 
     def __str__(self) -> str:  # KeyError would add quotes around the message

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 
 from tlcore._specs import HeadSpec
@@ -16,7 +18,7 @@ _TRUNCATED_STD_CORRECTION = 0.87962566103423978
 def head_dense_shapes(spec: HeadSpec, in_features: int) -> list[tuple[int, int]]:
     """(fan_in, fan_out) of each dense layer of the head, in order."""
     widths = [in_features, *spec.hidden, spec.num_outputs]
-    return list(zip(widths[:-1], widths[1:], strict=True))
+    return list(itertools.pairwise(widths))
 
 
 def initial_head_weights(spec: HeadSpec, in_features: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:

@@ -28,7 +28,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
             os.unlink(temporary)
 
 
-def write_with(path: str | Path, writer: Callable[[Path], None]) -> Path:
+def write_with(path: str | Path, writer: Callable[[Path], object]) -> Path:
     """Call ``writer(temporary_path)`` and move the result to ``path`` atomically."""
     with atomic_path(path) as temporary:
         writer(temporary)

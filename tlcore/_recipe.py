@@ -87,7 +87,14 @@ class Recipe:
     source: str | None = None
 
 
-_TYPE_NAMES = {bool: "true or false", int: "an integer", float: "a number", str: "a string", list: "a list", dict: "a table"}
+_TYPE_NAMES = {
+    bool: "true or false",
+    int: "an integer",
+    float: "a number",
+    str: "a string",
+    list: "a list",
+    dict: "a table",
+}
 
 
 def _type_name(types: tuple[type, ...]) -> str:
@@ -165,7 +172,9 @@ def _head(value: Any) -> HeadConfig:
     )
     options = {k: table.get(k) for k in value if k != "preset"}
     if "hidden" in options:
-        table.check("hidden", all(isinstance(h, int) and h > 0 for h in options["hidden"]), "must list positive integers")
+        table.check(
+            "hidden", all(isinstance(h, int) and h > 0 for h in options["hidden"]), "must list positive integers"
+        )
     return HeadConfig(preset=table.get("preset", "linear"), options=options)
 
 

@@ -190,7 +190,9 @@ def write_run(result: RunResult, out: str | Path, *, save_model: bool = True) ->
         raise TLCoreError(f"cannot create output folder {str(directory)!r}: {exc}") from None
     if save_model:
         result.record["model_file"] = str(result.model.save(directory / "model.safetensors"))
-    plot = plot_history(result.history, directory / "curves.png", title=f"{result.record['recipe']} on {result.record['backend']}")
+    plot = plot_history(
+        result.history, directory / "curves.png", title=f"{result.record['recipe']} on {result.record['backend']}"
+    )
     result.record["plot"] = str(plot) if plot else None
     write_json(directory / "result.json", result.record)
     return directory

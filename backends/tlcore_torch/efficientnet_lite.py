@@ -20,16 +20,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tlcore._errors import WeightsError
-from tlcore._specs import BackboneSpec
-from tlcore_torch.backbones import (
-    NativeBackbone,
-    assemble_backbone,
-    load_backbone_state,
-    read_state_dict,
-    resolve_weights,
-    weights_sha256,
-)
+from tlcore import BackboneSpec, WeightsError
+from tlcore_torch.backbones import NativeBackbone, assemble_backbone
+from tlcore_torch.weights import load_backbone_state, read_state_dict, resolve_weights, weights_sha256
 
 __all__ = [
     "LITE0_BLOCKS",
@@ -129,7 +122,8 @@ class Conv2dSame(nn.Conv2d):
 
     def extra_repr(self) -> str:
         """Say which padding rule is used."""
-        return super().extra_repr() + (", padding=tf_same" if self.tf_padding else "")
+        base: str = super().extra_repr()  # type: ignore[no-untyped-call]
+        return base + (", padding=tf_same" if self.tf_padding else "")
 
 
 class EfficientNetLite(nn.Module):
@@ -229,6 +223,13 @@ def is_reference_state_dict(state: Mapping[str, torch.Tensor]) -> bool:
     return any(k.startswith(("_conv_stem.", "_blocks.")) for k in state)
 
 
+def _is_block_part(parts: list[str], num_blocks: int) -> bool:
+    """``["_blocks", "3", "_bn1"]`` and the like."""
+    if len(parts) != 3 or parts[0] != "_blocks" or not parts[1].isdigit():
+        return False
+    return int(parts[1]) < num_blocks and parts[2] in _BLOCK_PARTS
+
+
 def convert_reference_state_dict(
     state: Mapping[str, torch.Tensor], blocks: Sequence[BlockConfig] = LITE0_BLOCKS
 ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
@@ -247,9 +248,7 @@ def convert_reference_state_dict(
             classifier[leaf] = value
         elif len(parts) == 1 and parts[0] in _TOP_PARTS:
             backbone[f"{_TOP_PARTS[parts[0]]}.{leaf}"] = value
-        elif len(parts) == 3 and parts[0] == "_blocks" and parts[1].isdigit() and int(parts[1]) < len(blocks) and (
-            parts[2] in _BLOCK_PARTS
-        ):
+        elif _is_block_part(parts, len(blocks)):
             backbone[f"{blocks[int(parts[1])].name}_{_BLOCK_PARTS[parts[2]]}.{leaf}"] = value
         else:
             backbone[key] = value

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
+import itertools
 import json
 from pathlib import Path
 from typing import Any
@@ -42,7 +42,7 @@ class TorchHead(nn.Module):
         self.dropout = nn.Dropout(spec.dropout)
         self.hidden = nn.ModuleList()
         widths = [in_features, *spec.hidden]
-        for fan_in, fan_out in zip(widths[:-1], widths[1:], strict=True):
+        for fan_in, fan_out in itertools.pairwise(widths):
             self.hidden.append(nn.Linear(fan_in, fan_out))
         self.activation = _ACTIVATIONS[spec.activation]()
         self.out = nn.Linear(widths[-1], spec.num_outputs)
@@ -81,15 +81,6 @@ class TorchNet(nn.Module):
         for module in self.__dict__["eval_batchnorms"]:
             module.eval()
         return self
-
-
-def file_sha256(path: str | Path) -> str:
-    """sha256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 class TorchModel(Model):
@@ -158,9 +149,7 @@ class TorchModel(Model):
 
     def trainable_layers(self) -> set[str]:
         return {
-            info.name
-            for info, module in self._layers
-            if any(p.requires_grad for p in module.parameters(recurse=False))
+            info.name for info, module in self._layers if any(p.requires_grad for p in module.parameters(recurse=False))
         }
 
     def _batched(self, module: nn.Module, images: np.ndarray, batch_size: int) -> list[np.ndarray]:

@@ -13,7 +13,7 @@ with PyTorch's default ``BatchNorm2d`` (eps 1e-5, momentum 0.1) and
 
 from __future__ import annotations
 
-from tlcore._specs import BackboneSpec, ImageInputSpec, WeightsSource
+from tlcore import BackboneSpec, ImageInputSpec, WeightsSource
 
 __all__ = ["BACKBONES", "BACKEND"]
 

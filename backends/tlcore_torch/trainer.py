@@ -16,16 +16,25 @@ def make_optimizer(phase: Phase, parameters: list[torch.nn.Parameter]) -> torch.
     """The phase's optimizer, with every default that frameworks disagree on passed explicitly."""
     if phase.optimizer == "adam":
         return torch.optim.Adam(
-            parameters, lr=phase.learning_rate, betas=phase.adam_betas, eps=phase.adam_epsilon,
+            parameters,
+            lr=phase.learning_rate,
+            betas=phase.adam_betas,
+            eps=phase.adam_epsilon,
             weight_decay=phase.weight_decay,
         )
     if phase.optimizer == "adamw":
         return torch.optim.AdamW(
-            parameters, lr=phase.learning_rate, betas=phase.adam_betas, eps=phase.adam_epsilon,
+            parameters,
+            lr=phase.learning_rate,
+            betas=phase.adam_betas,
+            eps=phase.adam_epsilon,
             weight_decay=phase.weight_decay,
         )
     return torch.optim.SGD(
-        parameters, lr=phase.learning_rate, momentum=phase.momentum, nesterov=phase.nesterov,
+        parameters,
+        lr=phase.learning_rate,
+        momentum=phase.momentum,
+        nesterov=phase.nesterov,
         weight_decay=phase.weight_decay,
     )
 
@@ -38,7 +47,9 @@ def make_schedule(
     if phase.schedule == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, total_steps))
     if phase.schedule == "step":
-        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=phase.step_size * steps_per_epoch, gamma=phase.gamma)
+        return torch.optim.lr_scheduler.StepLR(
+            optimizer, step_size=phase.step_size * steps_per_epoch, gamma=phase.gamma
+        )
     if phase.schedule == "onecycle":
         return torch.optim.lr_scheduler.OneCycleLR(
             optimizer, max_lr=phase.learning_rate, total_steps=max(2, total_steps), pct_start=phase.warmup_fraction
@@ -55,9 +66,7 @@ class TorchTrainer(Trainer):
         self.net = model.native
         self.device = model.device
         use_amp = options.mixed_precision and self.device.type == "cuda"
-        self.amp_dtype = (
-            (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16) if use_amp else None
-        )
+        self.amp_dtype = (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16) if use_amp else None
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
         self.optimizer: torch.optim.Optimizer | None = None
         self.schedule: torch.optim.lr_scheduler.LRScheduler | None = None

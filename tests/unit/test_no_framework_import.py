@@ -30,5 +30,8 @@ def test_loading_plugins_imports_no_framework() -> None:
 
 
 def test_cli_plugins_imports_no_framework() -> None:
-    body = "from tlcore._cli import main\nimport contextlib, io\nwith contextlib.redirect_stdout(io.StringIO()):\n    main(['plugins'])"
+    body = (
+        "from tlcore._cli import main\nimport contextlib, io\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n    main(['plugins'])"
+    )
     assert run_isolated(body) == ""

@@ -86,7 +86,9 @@ def test_freeze_policy_by_name_and_table() -> None:
 
 
 def test_unknown_freeze_policy_and_bad_options() -> None:
-    with pytest.raises(tlcore.RecipeError, match=r"phases\[0\]\.freeze.*no freeze policy 'frozn'.*Did you mean 'frozen'"):
+    with pytest.raises(
+        tlcore.RecipeError, match=r"phases\[0\]\.freeze.*no freeze policy 'frozn'.*Did you mean 'frozen'"
+    ):
         tlcore.parse_recipe(minimal(phases=[{"freeze": "frozn"}]))
     with pytest.raises(tlcore.RecipeError, match=r"bad options \['depth'\] for policy 'last_n'"):
         tlcore.parse_recipe(minimal(phases=[{"freeze": {"policy": "last_n", "depth": 3}}]))

@@ -70,6 +70,17 @@ class Batches:
         """Batches per epoch, the same as :attr:`steps_per_epoch`."""
         return self.steps_per_epoch
 
+    def without_augmentation(self) -> Batches:
+        """The same batches (same order, seed and size) with augmentation switched off."""
+        return Batches(
+            self.dataset,
+            self.pipeline,
+            batch_size=self.batch_size,
+            shuffle=self.shuffle,
+            seed=self.seed,
+            augment=False,
+        )
+
     def _generator(self, epoch: int) -> np.random.Generator:
         return np.random.default_rng([self.seed, _check_count(epoch, "epoch", 0)])
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import http.client
 import importlib
 import os
 import shutil
 import tempfile
-import urllib.error
 import urllib.request
 from pathlib import Path
 from types import ModuleType
@@ -145,7 +145,7 @@ def _download(filename: str, directory: Path) -> bytes:
                 # The URL is FASHION_MNIST_URL (https), or a file:// directory in tests.
                 with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response:
                     shutil.copyfileobj(response, output)
-            except (urllib.error.URLError, OSError) as error:
+            except (OSError, ValueError, http.client.HTTPException) as error:  # URLError is an OSError
                 raise DataError(
                     f"fashion-mnist: cannot download {url} ({error}). Install the Debian package "
                     f"dataset-fashion-mnist, or put the four .gz files in {directory}."

@@ -11,6 +11,7 @@ fixed order, so the same generator state gives the same images.
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -148,8 +149,9 @@ def normalize(
     # (low + x * (high - low) - mean) / std folded into one multiply-add.
     gain = np.float32(high - low) / std_array
     offset = (np.float32(low) - mean_array) / std_array
-    result: np.ndarray = images.astype(np.float32, copy=False) * gain + offset
-    return result.astype(np.float32, copy=False)
+    result: np.ndarray = images.astype(np.float32, copy=False) * gain
+    result += offset
+    return result
 
 
 def random_flip(images: np.ndarray, rng: np.random.Generator, probability: float = 0.5) -> np.ndarray:
@@ -161,14 +163,16 @@ def random_flip(images: np.ndarray, rng: np.random.Generator, probability: float
     return result
 
 
-def _translate(images: np.ndarray, dy: np.ndarray, dx: np.ndarray, pad: int) -> np.ndarray:
-    """Move image ``n`` down by ``dy[n]`` and right by ``dx[n]`` pixels (|d| <= pad), filling with zeros."""
-    count, height, width, _ = images.shape
-    padded = np.pad(images, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
-    rows = (pad - dy)[:, np.newaxis] + np.arange(height)
-    columns = (pad - dx)[:, np.newaxis] + np.arange(width)
-    batch = np.arange(count)[:, np.newaxis, np.newaxis]
-    result: np.ndarray = padded[batch, rows[:, :, np.newaxis], columns[:, np.newaxis, :]]
+def _translate(images: np.ndarray, dy: np.ndarray, dx: np.ndarray) -> np.ndarray:
+    """Move image ``n`` down by ``dy[n]`` and right by ``dx[n]`` whole pixels, filling with zeros."""
+    _, height, width, _ = images.shape
+    result = np.zeros_like(images)
+    for n, (down, right) in enumerate(zip(dy.tolist(), dx.tolist(), strict=True)):
+        if abs(down) >= height or abs(right) >= width:
+            continue  # moved entirely out of view
+        result[n, max(down, 0) : height + min(down, 0), max(right, 0) : width + min(right, 0)] = images[
+            n, max(-down, 0) : height - max(down, 0), max(-right, 0) : width - max(right, 0)
+        ]
     return result
 
 
@@ -179,7 +183,7 @@ def random_shift(images: np.ndarray, max_pixels: int, rng: np.random.Generator) 
     if max_pixels == 0:
         return images
     offsets = rng.integers(-max_pixels, max_pixels + 1, size=(2, images.shape[0]))
-    return _translate(images, offsets[0], offsets[1], int(max_pixels))
+    return _translate(images, offsets[0], offsets[1])
 
 
 def random_crop(images: np.ndarray, padding: int, rng: np.random.Generator) -> np.ndarray:
@@ -189,7 +193,7 @@ def random_crop(images: np.ndarray, padding: int, rng: np.random.Generator) -> n
     if padding == 0:
         return images
     corners = rng.integers(0, 2 * padding + 1, size=(2, images.shape[0]))
-    return _translate(images, padding - corners[0], padding - corners[1], int(padding))
+    return _translate(images, padding - corners[0], padding - corners[1])
 
 
 def random_rotation(images: np.ndarray, max_degrees: float, rng: np.random.Generator) -> np.ndarray:
@@ -202,32 +206,33 @@ def random_rotation(images: np.ndarray, max_degrees: float, rng: np.random.Gener
     _check_non_negative(max_degrees, "max_degrees", "random_rotation", integer=False)
     if max_degrees == 0:
         return images
-    count, height, width, _ = images.shape
+    count, height, width, channels = images.shape
     angles = np.deg2rad(rng.uniform(-max_degrees, max_degrees, size=count))
-    cos = np.cos(angles)[:, np.newaxis, np.newaxis]
-    sin = np.sin(angles)[:, np.newaxis, np.newaxis]
+    cos = np.cos(angles).astype(np.float32)[:, np.newaxis, np.newaxis]
+    sin = np.sin(angles).astype(np.float32)[:, np.newaxis, np.newaxis]
     centre_y, centre_x = (height - 1) / 2.0, (width - 1) / 2.0
-    v = (np.arange(height, dtype=np.float64) - centre_y)[np.newaxis, :, np.newaxis]
-    u = (np.arange(width, dtype=np.float64) - centre_x)[np.newaxis, np.newaxis, :]
+    v = (np.arange(height, dtype=np.float32) - np.float32(centre_y))[np.newaxis, :, np.newaxis]
+    u = (np.arange(width, dtype=np.float32) - np.float32(centre_x))[np.newaxis, np.newaxis, :]
     # Inverse map of a counter-clockwise turn in y-down image coordinates.
-    source_x = u * cos - v * sin + centre_x
-    source_y = u * sin + v * cos + centre_y
-    x0 = np.floor(source_x).astype(np.int64)
-    y0 = np.floor(source_y).astype(np.int64)
-    fx = (source_x - x0).astype(np.float32)[..., np.newaxis]
-    fy = (source_y - y0).astype(np.float32)[..., np.newaxis]
-    data = images.astype(np.float32, copy=False)
-    batch = np.arange(count)[:, np.newaxis, np.newaxis]
-
-    def tap(ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
-        inside = (ys >= 0) & (ys < height) & (xs >= 0) & (xs < width)
-        values: np.ndarray = data[batch, np.clip(ys, 0, height - 1), np.clip(xs, 0, width - 1)]
-        masked: np.ndarray = values * inside[..., np.newaxis]
-        return masked
-
-    top = tap(y0, x0) * (1 - fx) + tap(y0, x0 + 1) * fx
-    bottom = tap(y0 + 1, x0) * (1 - fx) + tap(y0 + 1, x0 + 1) * fx
-    result: np.ndarray = (top * (1 - fy) + bottom * fy).astype(np.float32, copy=False)
+    source_x = u * cos - v * sin + np.float32(centre_x)
+    source_y = u * sin + v * cos + np.float32(centre_y)
+    x0, y0 = np.floor(source_x), np.floor(source_y)
+    fx, fy = (source_x - x0)[..., np.newaxis], (source_y - y0)[..., np.newaxis]
+    # A zero border wide enough that every tap of every angle lands inside it: no clipping, zero fill for free.
+    pad = math.ceil(math.hypot(centre_y, centre_x) - min(centre_y, centre_x)) + 2
+    padded = np.pad(images.astype(np.float32, copy=False), ((0, 0), (pad, pad), (pad, pad), (0, 0)))
+    flat = padded.reshape(-1, channels)
+    row_stride = width + 2 * pad
+    image_stride = (height + 2 * pad) * row_stride
+    index_type = np.int32 if flat.shape[0] < np.iinfo(np.int32).max else np.int64
+    index = (y0.astype(index_type) + pad) * row_stride + (x0.astype(index_type) + pad)
+    index += (np.arange(count, dtype=index_type) * image_stride)[:, np.newaxis, np.newaxis]
+    top_left, top_right = np.take(flat, index, axis=0), np.take(flat, index + 1, axis=0)
+    index += row_stride
+    bottom_left, bottom_right = np.take(flat, index, axis=0), np.take(flat, index + 1, axis=0)
+    top = top_left + (top_right - top_left) * fx
+    bottom = bottom_left + (bottom_right - bottom_left) * fx
+    result: np.ndarray = top + (bottom - top) * fy
     return result
 
 
@@ -297,7 +302,12 @@ class ImagePipeline:
         """Prepare an NHWC batch (uint8 or float in [0, 1]); augment only when ``rng`` is given."""
         _check_batch(images, "ImagePipeline.prepare")
         result = resize(to_float(images), self.size)
-        result = to_channels(result, self.input.channels)
-        if rng is not None and self.augmentation.enabled:
-            result = self.augmentation.apply(result, rng)
+        channels = self.input.channels
+        if rng is None or not self.augmentation.enabled:
+            result = to_channels(result, channels)
+        elif result.shape[3] < channels:
+            # Augmentations treat every channel alike: augmenting gray before repeating it is the same, and cheaper.
+            result = to_channels(self.augmentation.apply(result, rng), channels)
+        else:
+            result = self.augmentation.apply(to_channels(result, channels), rng)
         return normalize(result, self.input.mean, self.input.std, self.input.value_range)

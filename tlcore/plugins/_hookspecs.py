@@ -10,8 +10,8 @@ from collections.abc import Callable
 
 import pluggy
 
-from tlcore.plugins._infos import BackendInfo, DatasetInfo, FreezePolicyInfo, HeadInfo
 from tlcore._specs import BackboneSpec
+from tlcore.plugins._infos import BackendInfo, DatasetInfo, FreezePolicyInfo, HeadInfo
 
 PROJECT = "tlcore"
 hookspec = pluggy.HookspecMarker(PROJECT)

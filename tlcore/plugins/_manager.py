@@ -16,7 +16,7 @@ import threading
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 import pluggy
 
@@ -102,7 +102,7 @@ class _State:
     lock = threading.Lock()
     manager: pluggy.PluginManager | None = None
     registry: Registry | None = None
-    failures: list[PluginFailure] = []
+    failures: ClassVar[list[PluginFailure]] = []
 
 
 def _allow_list() -> set[str] | None:
@@ -182,14 +182,14 @@ def _collect(manager: pluggy.PluginManager, hook_name: str, sink: Callable[[Any,
         except PluginError:
             raise
         except Exception as exc:
-            raise PluginError(f"plugin {impl.plugin_name!r} failed in {hook_name}: {type(exc).__name__}: {exc}") from exc
+            raise PluginError(
+                f"plugin {impl.plugin_name!r} failed in {hook_name}: {type(exc).__name__}: {exc}"
+            ) from exc
 
 
 def _expect(kind: type, item: object, plugin: str, hook: str) -> None:
     if not isinstance(item, kind):
-        raise PluginError(
-            f"plugin {plugin!r} registered {item!r} in {hook}; expected a {kind.__name__}."
-        )
+        raise PluginError(f"plugin {plugin!r} registered {item!r} in {hook}; expected a {kind.__name__}.")
 
 
 def load_plugins() -> Registry:

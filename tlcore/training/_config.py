@@ -68,9 +68,13 @@ class Phase:
 
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
-            raise ConfigError(f"phase {self.name!r}: optimizer must be one of {', '.join(OPTIMIZERS)}; got {self.optimizer!r}.")
+            raise ConfigError(
+                f"phase {self.name!r}: optimizer must be one of {', '.join(OPTIMIZERS)}; got {self.optimizer!r}."
+            )
         if self.schedule not in SCHEDULES:
-            raise ConfigError(f"phase {self.name!r}: schedule must be one of {', '.join(SCHEDULES)}; got {self.schedule!r}.")
+            raise ConfigError(
+                f"phase {self.name!r}: schedule must be one of {', '.join(SCHEDULES)}; got {self.schedule!r}."
+            )
         if self.epochs < 1:
             raise ConfigError(f"phase {self.name!r}: epochs must be at least 1; got {self.epochs!r}.")
         if not self.learning_rate > 0:

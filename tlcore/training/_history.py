@@ -103,7 +103,7 @@ def evaluate_logits(logits: np.ndarray, labels: np.ndarray, num_classes: int) ->
     return Evaluation(
         loss=float(cross_entropy(logits, labels).mean()),
         accuracy=float((predictions == labels).mean()),
-        num_examples=int(len(labels)),
+        num_examples=len(labels),
         per_class_accuracy=[float(v) for v in per_class],
         confusion_matrix=confusion.tolist(),
     )

@@ -89,7 +89,8 @@ def _progress(iterable: Iterable[Any], *, total: int, description: str, enabled:
         from tqdm.auto import tqdm
     except ImportError:
         return iterable
-    return tqdm(iterable, total=total, desc=description, leave=False, file=sys.stderr, dynamic_ncols=True)
+    bar: Iterable[Any] = tqdm(iterable, total=total, desc=description, leave=False, file=sys.stderr, dynamic_ncols=True)
+    return bar
 
 
 class Trainer(ABC):
@@ -134,7 +135,7 @@ class Trainer(ABC):
     def _restore(self, snapshot: Any) -> None:
         """Put back weights taken by :meth:`_snapshot`."""
 
-    def _end_phase(self) -> None:
+    def _end_phase(self) -> None:  # noqa: B027  (optional hook)
         """Release per-phase state (optimizer); override when needed."""
 
     # -- the shared loop ---------------------------------------------------------------
