@@ -1,11 +1,18 @@
 #!/usr/bin/env bash
-# Set up tlcore on a fresh machine: a virtual environment in .venv with the
-# torch backend, the offline datasets and weights, and the dev tools.
+# Set up tlcore on a fresh machine: a virtual environment in .venv with every
+# backend (torch, Keras on JAX and TensorFlow), the offline datasets and
+# weights, the example plugin and the dev tools.
 # Idempotent: a second run only checks what is there.
+# TLCORE_EXTRAS chooses the extras (default: all,dev).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python3}"
-EXTRAS="${TLCORE_EXTRAS:-torch,data,dev}"
+EXTRAS="${TLCORE_EXTRAS:-all,dev}"
+
+quiet_pip() {
+    # pip's notes about this machine's local package mirrors are noise here.
+    .venv/bin/python -m pip install -q --disable-pip-version-check "$@" 2>&1 | sed '/^WARNING: Location/d'
+}
 
 if [ ! -x .venv/bin/python ]; then
     "$PYTHON" -m venv .venv
@@ -16,6 +23,6 @@ if [ ! -d /usr/share/datasets/fashion-mnist ] && command -v apt-get >/dev/null &
     (apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist) >/dev/null 2>&1 \
         || echo "setup: dataset-fashion-mnist not installed (fashion-mnist will be downloaded on first use)"
 fi
-.venv/bin/python -m pip install -q --disable-pip-version-check -e ".[${EXTRAS}]"
-.venv/bin/python -m pip install -q --disable-pip-version-check -e plugins/tlcore-normfreeze
+quiet_pip -e ".[${EXTRAS}]"
+quiet_pip -e plugins/tlcore-normfreeze
 echo "setup: done ($(.venv/bin/python -c 'import tlcore; print("tlcore", tlcore.__version__)'))"

@@ -31,9 +31,10 @@ INITIALIZERS: tuple[str, ...] = ("glorot_uniform", "he_normal", "zeros")
 class ImageInputSpec:
     """What an image backbone expects: size, channels and pixel preprocessing.
 
-    Pixels arrive in ``value_range`` (0..1 for most backbones), then
-    ``(x - mean) / std`` per channel. ``min_size`` is the smallest side the
-    architecture accepts.
+    Images (RGB) are reordered to ``channel_order``, mapped to ``value_range``
+    (0..1 for most backbones), then normalised as ``(x - mean) / std`` per
+    channel, mean and std in the model's channel order. ``min_size`` is the
+    smallest side the architecture accepts.
     """
 
     size: tuple[int, int] = (224, 224)
@@ -51,6 +52,8 @@ class ImageInputSpec:
                 f"ImageInputSpec: mean {self.mean} and std {self.std} must have one value "
                 f"per channel ({self.channels})."
             )
+        if self.channel_order not in ("RGB", "BGR"):
+            raise ConfigError(f"ImageInputSpec: channel_order must be RGB or BGR, got {self.channel_order!r}.")
         if any(s <= 0 for s in self.std):
             raise ConfigError(f"ImageInputSpec: std must be positive, got {self.std}.")
 

@@ -8,10 +8,11 @@ from pathlib import Path
 import torch
 
 from tlcore import BackboneSpec, Backend, CheckpointError, ConfigError, HeadSpec, TLCoreError
+from tlcore._checkpoint import head_from_metadata, read_checkpoint
 from tlcore.plugins import load_plugins
 from tlcore.training import TrainerOptions, default_threads
 from tlcore_torch.backbones import build_backbone
-from tlcore_torch.model import TorchModel, read_checkpoint
+from tlcore_torch.model import TorchModel
 from tlcore_torch.trainer import TorchTrainer
 from tlcore_torch.weights import weights_sha256
 
@@ -64,10 +65,14 @@ class TorchBackend(Backend):
         )
 
     def load_model(self, path: str | Path) -> TorchModel:
-        metadata, tensors = read_checkpoint(path)
+        metadata, arrays = read_checkpoint(path)
         spec = load_plugins().backbone(metadata["backbone"], self.name)
-        head = HeadSpec(**{**metadata["head"], "hidden": tuple(metadata["head"]["hidden"])})
+        head = head_from_metadata(metadata)
         model = self.build_model(spec, head, weights=None, seed=0, image_size=tuple(metadata["image_size"]))
+        tensors = {name: torch.from_numpy(array) for name, array in arrays.items()}
+        for name, buffer in model.native.state_dict().items():
+            if name.endswith("num_batches_tracked"):  # backends without the counter do not save it
+                tensors.setdefault(name, buffer)
         try:
             model.native.load_state_dict(tensors, strict=True)
         except RuntimeError as exc:

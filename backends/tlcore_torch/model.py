@@ -3,20 +3,16 @@
 from __future__ import annotations
 
 import itertools
-import json
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
 from tlcore import BackboneSpec, CheckpointError, FreezePlan, HeadSpec, LayerInfo, Model
+from tlcore._checkpoint import model_metadata, write_checkpoint
 from tlcore._head_init import initial_head_weights
-from tlcore._io import write_with
 from tlcore_torch.backbones import NativeBackbone
-
-FORMAT = "tlcore-model/1"
 
 _ACTIVATIONS: dict[str, type[nn.Module]] = {
     "relu": nn.ReLU,
@@ -186,54 +182,6 @@ class TorchModel(Model):
                 state[f"{info.name}.{key}"] = value.detach().cpu().numpy().copy()
         return state
 
-    def metadata(self) -> dict[str, Any]:
-        """What :func:`load_torch_model` needs to rebuild this model."""
-        return {
-            "format": FORMAT,
-            "backend": self.backend_name,
-            "backbone": self.backbone.name,
-            "head": {
-                "num_outputs": self.head.num_outputs,
-                "pooling": self.head.pooling,
-                "hidden": list(self.head.hidden),
-                "activation": self.head.activation,
-                "dropout": self.head.dropout,
-                "output_activation": self.head.output_activation,
-                "initializer": self.head.initializer,
-            },
-            "image_size": list(self.image_size),
-            "weights": self.weights,
-            "weights_sha256": self.weights_sha256,
-        }
-
     def save(self, path: str | Path) -> Path:
-        from safetensors.torch import save_file
-
-        state = {k: v.detach().cpu().contiguous() for k, v in self._net.state_dict().items()}
-        metadata = {"tlcore": json.dumps(self.metadata())}
-        try:
-            return write_with(path, lambda temporary: save_file(state, str(temporary), metadata=metadata))
-        except OSError as exc:
-            raise CheckpointError(f"cannot write model to {str(path)!r}: {exc}") from None
-
-
-def read_checkpoint(path: str | Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
-    """Metadata and tensors of a saved model; CheckpointError if unreadable."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file, safe_open
-
-    file = Path(path)
-    if not file.is_file():
-        raise CheckpointError(f"no saved model at {str(file)!r}.")
-    try:
-        with safe_open(str(file), framework="pt") as handle:
-            raw = (handle.metadata() or {}).get("tlcore")
-        tensors = load_file(str(file))
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise CheckpointError(f"{str(file)!r} is not a readable tlcore model (safetensors): {exc}") from None
-    if raw is None:
-        raise CheckpointError(f"{str(file)!r} has no tlcore metadata: it was not written by Model.save().")
-    metadata = json.loads(raw)
-    if metadata.get("format") != FORMAT:
-        raise CheckpointError(f"{str(file)!r} has format {metadata.get('format')!r}; expected {FORMAT!r}.")
-    return metadata, tensors
+        state = {k: v.detach().cpu().numpy() for k, v in self._net.state_dict().items()}
+        return write_checkpoint(path, state, model_metadata(self, self.image_size))

@@ -2,9 +2,11 @@
 
 Tests take the ``backend`` fixture and are collected once per backend
 (``[torch]``, ``[keras-jax]`` ...). ``--backend NAME`` (repeatable) or the
-``TLCORE_TEST_BACKENDS`` variable restricts the run to some backends; each
-Keras backend needs its own process, so the test script runs them one by one.
-Backends whose framework is not installed are skipped, not failed.
+``TLCORE_TEST_BACKENDS`` variable chooses the backends; the default is every
+registered backend that is not a Keras backend, because Keras holds one
+backend per process: ``scripts/test.sh`` runs the suite once more for each
+Keras backend, each in a process of its own. Backends whose framework is not
+installed are skipped, not failed.
 """
 
 from __future__ import annotations
@@ -28,8 +30,9 @@ def _selected(config: pytest.Config) -> list[str]:
     chosen = list(config.getoption("--backend"))
     if not chosen and os.environ.get("TLCORE_TEST_BACKENDS"):
         chosen = [b.strip() for b in os.environ["TLCORE_TEST_BACKENDS"].split(",") if b.strip()]
-    registry = tlcore.load_plugins()
-    return chosen or sorted(registry.backends)
+    if chosen:
+        return chosen
+    return [name for name in sorted(tlcore.load_plugins().backends) if not name.startswith("keras-")]
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

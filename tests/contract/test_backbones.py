@@ -12,7 +12,12 @@ def _backbones() -> list[str]:
     return sorted({name for (_, name) in tlcore.load_plugins().backbones})
 
 
-@pytest.mark.parametrize("backbone", _backbones())
+PORTABLE = "efficientnet_lite0"
+
+
+@pytest.mark.parametrize(
+    "backbone", [pytest.param(name, marks=[] if name == PORTABLE else [pytest.mark.slow]) for name in _backbones()]
+)
 def test_backbone_builds_with_declared_feature_shape(backend: tlcore.Backend, backbone: str) -> None:
     registry = tlcore.load_plugins()
     if (backend.name, backbone) not in registry.backbones:

@@ -242,3 +242,21 @@ def test_pipeline_augments_only_with_a_generator() -> None:
 def test_pipeline_refuses_sizes_below_the_backbone_minimum() -> None:
     with pytest.raises(ConfigError, match=r"size \(16, 16\) is below the backbone's smallest input side \(32"):
         ImagePipeline(ImageInputSpec(), (16, 16), Augmentation())
+
+
+def test_pipeline_reorders_to_bgr_before_normalising() -> None:
+    from tlcore import ImageInputSpec
+    from tlcore.data import ImagePipeline
+
+    spec = ImageInputSpec(
+        size=(4, 4),
+        min_size=4,
+        mean=(10.0, 20.0, 30.0),
+        std=(1.0, 1.0, 1.0),
+        value_range=(0.0, 255.0),
+        channel_order="BGR",
+    )
+    image = np.zeros((1, 4, 4, 3), dtype=np.uint8)
+    image[..., 0] = 200  # red
+    prepared = ImagePipeline(spec, (4, 4)).prepare(image)
+    np.testing.assert_allclose(prepared[0, 0, 0], [0.0 - 10.0, 0.0 - 20.0, 200.0 - 30.0], atol=1e-4)

@@ -281,8 +281,9 @@ class ImagePipeline:
 
     :meth:`prepare` runs: to float in [0, 1] -> resize to ``size`` -> convert to
     ``input.channels`` channels -> augment (only with a generator, and only if
-    ``augmentation`` is enabled) -> map to ``input.value_range`` and normalise
-    with ``input.mean`` and ``input.std``.
+    ``augmentation`` is enabled) -> reorder to BGR if ``input.channel_order``
+    says so -> map to ``input.value_range`` and normalise with ``input.mean``
+    and ``input.std`` (given in the model's channel order).
     """
 
     input: ImageInputSpec
@@ -310,4 +311,6 @@ class ImagePipeline:
             result = to_channels(self.augmentation.apply(result, rng), channels)
         else:
             result = self.augmentation.apply(to_channels(result, channels), rng)
+        if self.input.channel_order == "BGR":
+            result = np.ascontiguousarray(result[..., ::-1])
         return normalize(result, self.input.mean, self.input.std, self.input.value_range)

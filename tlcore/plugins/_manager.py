@@ -170,21 +170,23 @@ def reset_plugins() -> None:
         _State.failures = []
 
 
-def _collect(manager: pluggy.PluginManager, hook_name: str, sink: Callable[[Any, str], None]) -> None:
+def _collect(
+    manager: pluggy.PluginManager, hook_name: str, sink: Callable[[Any, str], None], failures: list[PluginFailure]
+) -> None:
+    """Call each plugin's implementation of ``hook_name``; a failing plugin is reported, the rest go on."""
     hook = getattr(manager.hook, hook_name)
     for impl in hook.get_hookimpls():
-
-        def register(item: Any, _plugin: str = impl.plugin_name) -> None:
-            sink(item, _plugin)
-
+        accepted: list[Any] = []
         try:
-            impl.function(register=register)
-        except PluginError:
-            raise
-        except Exception as exc:
-            raise PluginError(
-                f"plugin {impl.plugin_name!r} failed in {hook_name}: {type(exc).__name__}: {exc}"
-            ) from exc
+            impl.function(register=accepted.append)
+            for item in accepted:
+                sink(item, impl.plugin_name)
+        except Exception as exc:  # a broken plugin must not take the others down
+            error = str(exc) if isinstance(exc, PluginError) else f"{type(exc).__name__}: {exc}"
+            failures.append(PluginFailure(impl.plugin_name, f"{hook_name}: {error}"))
+            warnings.warn(
+                f"tlcore plugin {impl.plugin_name!r} failed in {hook_name}: {error}", RuntimeWarning, stacklevel=3
+            )
 
 
 def _expect(kind: type, item: object, plugin: str, hook: str) -> None:
@@ -224,11 +226,11 @@ def load_plugins() -> Registry:
         _expect(DatasetInfo, item, plugin, "tlcore_register_datasets")
         registry.datasets[item.name] = Registered(item, plugin)
 
-    _collect(manager, "tlcore_register_backends", add_backend)
-    _collect(manager, "tlcore_register_backbones", add_backbone)
-    _collect(manager, "tlcore_register_heads", add_head)
-    _collect(manager, "tlcore_register_freeze_policies", add_policy)
-    _collect(manager, "tlcore_register_datasets", add_dataset)
+    _collect(manager, "tlcore_register_backends", add_backend, registry.failures)
+    _collect(manager, "tlcore_register_backbones", add_backbone, registry.failures)
+    _collect(manager, "tlcore_register_heads", add_head, registry.failures)
+    _collect(manager, "tlcore_register_freeze_policies", add_policy, registry.failures)
+    _collect(manager, "tlcore_register_datasets", add_dataset, registry.failures)
     with _State.lock:
         _State.registry = registry
     return registry

@@ -135,6 +135,9 @@ class Trainer(ABC):
     def _restore(self, snapshot: Any) -> None:
         """Put back weights taken by :meth:`_snapshot`."""
 
+    def _plan_changed(self) -> None:  # noqa: B027  (optional hook)
+        """Called when a policy that varies by epoch changed what trains, mid-phase."""
+
     def _end_phase(self) -> None:  # noqa: B027  (optional hook)
         """Release per-phase state (optimizer); override when needed."""
 
@@ -206,8 +209,11 @@ class Trainer(ABC):
             monitor = monitor.removeprefix("val_")
         maximize = monitor.endswith("accuracy")
         for epoch in range(phase.epochs):
-            if phase.freeze.varies_by_epoch:
+            if phase.freeze.varies_by_epoch and epoch > 0:
+                before = self._plan
                 self._apply(phase.freeze.plan(layers, epoch))
+                if self._plan != before:
+                    self._plan_changed()
             epoch_record = self._run_epoch(phase, epoch, train_source, train, cached)
             if val_source is not None:
                 evaluation = self._evaluate_source(val_source, train.num_classes, cached)

@@ -1,0 +1,193 @@
+"""The Keras model: a backbone plus a head, with freeze plans applied through ``trainable``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+
+from tlcore import BackboneSpec, CheckpointError, FreezePlan, HeadSpec, LayerInfo, Model
+from tlcore._checkpoint import model_metadata, write_checkpoint
+from tlcore._head_init import initial_head_weights
+from tlcore_keras.backbones import KerasBackbone
+from tlcore_keras.layout import keras_layer_state, load_torch_layout_state
+
+
+@keras.saving.register_keras_serializable(package="tlcore")
+class KerasHead(keras.Model):
+    """Pooling, optional hidden dense layers, dropout and the output layer.
+
+    ``flatten`` flattens NHWC feature maps, the order the torch head uses too.
+    """
+
+    def __init__(self, spec: HeadSpec, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.spec = spec
+        if spec.pooling == "avg":
+            self.pool: keras.layers.Layer = keras.layers.GlobalAveragePooling2D()
+        elif spec.pooling == "max":
+            self.pool = keras.layers.GlobalMaxPooling2D()
+        else:
+            self.pool = keras.layers.Flatten()
+        self.dropout = keras.layers.Dropout(spec.dropout)
+        self.hidden = [keras.layers.Dense(width, name=f"hidden_{i}") for i, width in enumerate(spec.hidden)]
+        self.activation = keras.layers.Activation(spec.activation if spec.activation != "linear" else "linear")
+        self.out = keras.layers.Dense(spec.num_outputs, name="out")
+
+    def call(self, features: Any, training: bool = False) -> Any:
+        x = self.dropout(self.pool(features), training=training)
+        for layer in self.hidden:
+            x = self.dropout(self.activation(layer(x)), training=training)
+        return self.out(x)
+
+    def dense_layers(self) -> list[keras.layers.Dense]:
+        """The head's dense layers in order, output last."""
+        return [*self.hidden, self.out]
+
+
+class KerasNet(keras.Model):
+    """Backbone then head.
+
+    The backbone runs in training mode (BatchNorm statistics updating) only
+    when ``update_bn_statistics`` is set and the model itself is training;
+    frozen BatchNorm layers (``trainable=False``) always run in inference mode.
+    """
+
+    def __init__(self, backbone: keras.Model, head: KerasHead, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.backbone = backbone
+        self.head = head
+        self.update_bn_statistics = False
+
+    def call(self, images: Any, training: bool = False) -> Any:
+        features = self.backbone(images, training=bool(training) and self.update_bn_statistics)
+        return self.head(features, training=training)
+
+
+def sync_state(model: keras.Model) -> None:
+    """On JAX, copy the trainer's functional state back into the variables."""
+    if getattr(model, "_jax_state", None) is not None and hasattr(model, "jax_state_sync"):
+        model.jax_state_sync()
+
+
+def to_numpy(value: Any) -> np.ndarray:
+    """A Keras tensor or variable as a numpy array."""
+    return np.asarray(keras.ops.convert_to_numpy(value))
+
+
+class KerasModel(Model):
+    """A :class:`tlcore.Model` holding a :class:`KerasNet`."""
+
+    def __init__(
+        self,
+        backend_name: str,
+        backbone_spec: BackboneSpec,
+        head_spec: HeadSpec,
+        native_backbone: KerasBackbone,
+        *,
+        seed: int,
+        image_size: tuple[int, int],
+        weights: str | None,
+        weights_sha256: str | None,
+    ) -> None:
+        self.backend_name = backend_name
+        self.backbone = backbone_spec
+        self.head = head_spec
+        self.weights = weights
+        self.weights_sha256 = weights_sha256
+        self.image_size = image_size
+        self._layers = native_backbone.layers
+        backbone = native_backbone.model
+        head = KerasHead(head_spec, name="head")
+        self._net = KerasNet(backbone, head, name=f"tlcore_{backbone_spec.name}")
+        self._net(np.zeros((1, *image_size, backbone_spec.input.channels), dtype="float32"), training=False)
+        in_features = int(head.dense_layers()[0].kernel.shape[0])
+        for layer, (kernel, bias) in zip(
+            head.dense_layers(), initial_head_weights(head_spec, in_features, seed), strict=True
+        ):
+            layer.kernel.assign(kernel)
+            layer.bias.assign(bias)
+        self._plan = FreezePlan(trainable=frozenset(i.name for i, _ in self._layers), bn_training=frozenset())
+        self.apply_freeze(self._plan)
+
+    @property
+    def native(self) -> KerasNet:
+        return self._net
+
+    def layers(self) -> list[LayerInfo]:
+        return [info for info, _ in self._layers]
+
+    def apply_freeze(self, plan: FreezePlan) -> None:
+        known = {info.name for info, _ in self._layers}
+        unknown = sorted(plan.trainable - known)
+        if unknown:
+            raise CheckpointError(f"freeze plan names layers this backbone lacks: {unknown[:5]}")
+        self._net.backbone.trainable = True  # this sets every sublayer; the flags below decide
+        for info, layer in self._layers:
+            layer.trainable = info.name in plan.trainable
+        self._net.update_bn_statistics = bool(plan.bn_training)
+        self._plan = plan
+
+    def trainable_layers(self) -> set[str]:
+        return {info.name for info, layer in self._layers if layer.trainable and layer.trainable_weights}
+
+    def _batched(self, function: Any, images: np.ndarray, batch_size: int) -> np.ndarray:
+        images = self.check_images(images)
+        sync_state(self._net)
+        starts = range(0, len(images), batch_size)
+        return np.concatenate([to_numpy(function(images[start : start + batch_size])) for start in starts])
+
+    def predict(self, images: np.ndarray, *, batch_size: int = 64) -> np.ndarray:
+        logits = self._batched(lambda x: self._net(x, training=False), images, batch_size)
+        if self.head.output_activation == "softmax":
+            shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+            return np.asarray(shifted / shifted.sum(axis=1, keepdims=True))
+        if self.head.output_activation == "sigmoid":
+            return np.asarray(1.0 / (1.0 + np.exp(-logits)))
+        return logits
+
+    def features(self, images: np.ndarray, *, batch_size: int = 64) -> np.ndarray:
+        return self._batched(lambda x: self._net.backbone(x, training=False), images, batch_size)
+
+    def backbone_state(self) -> dict[str, np.ndarray]:
+        sync_state(self._net)
+        state: dict[str, np.ndarray] = {}
+        for info, layer in self._layers:
+            state.update(keras_layer_state(layer, info))
+        return state
+
+    def head_state(self) -> dict[str, np.ndarray]:
+        """The head's dense layers in torch layout under torch's names (``head.out.weight``)."""
+        sync_state(self._net)
+        state: dict[str, np.ndarray] = {}
+        layers = self._net.head.dense_layers()
+        for index, layer in enumerate(layers):
+            prefix = "head.out" if index == len(layers) - 1 else f"head.hidden.{index}"
+            state[f"{prefix}.weight"] = np.ascontiguousarray(to_numpy(layer.kernel).T)
+            state[f"{prefix}.bias"] = to_numpy(layer.bias)
+        return state
+
+    def load_head_state(self, state: dict[str, np.ndarray]) -> None:
+        """Assign a head state written by :meth:`head_state` (or by the torch backend)."""
+        layers = self._net.head.dense_layers()
+        for index, layer in enumerate(layers):
+            prefix = "head.out" if index == len(layers) - 1 else f"head.hidden.{index}"
+            try:
+                layer.kernel.assign(np.ascontiguousarray(state[f"{prefix}.weight"].T))
+                layer.bias.assign(state[f"{prefix}.bias"])
+            except (KeyError, ValueError) as exc:
+                raise CheckpointError(f"head tensor {prefix} is missing or has the wrong shape: {exc}") from None
+
+    def save(self, path: str | Path) -> Path:
+        state = {f"backbone.{k}": v for k, v in self.backbone_state().items()}
+        state.update(self.head_state())
+        return write_checkpoint(path, state, model_metadata(self, self.image_size))
+
+    def load_state(self, tensors: dict[str, np.ndarray]) -> None:
+        """Assign a saved state (torch layout, canonical names) to backbone and head."""
+        backbone = {k.removeprefix("backbone."): v for k, v in tensors.items() if k.startswith("backbone.")}
+        backbone = {k: v for k, v in backbone.items() if not k.endswith("num_batches_tracked")}
+        load_torch_layout_state(self._layers, backbone)
+        self.load_head_state({k: v for k, v in tensors.items() if k.startswith("head.")})

@@ -1,0 +1,155 @@
+"""The backbones that the Keras backends provide, as neutral specs.
+
+This module imports no framework (no keras, tensorflow or jax): specs are
+registered when plugins load, and ``builder`` is imported only when a backbone
+is first built, after the Keras backend has been selected.
+
+Each spec records the preprocessing and BatchNorm values of the model as
+``keras.applications`` builds it (checked against the Keras 3.15 source), so
+that setting them explicitly changes nothing: ResNet50 uses epsilon 1.001e-5,
+MobileNetV2 epsilon 1e-3 and momentum 0.999, the others Keras's default
+epsilon 1e-3 and momentum 0.99. ``bn_momentum`` is always in PyTorch's
+convention (the weight of the new batch statistic): Keras momentum is
+``1 - spec.bn_momentum``. Names are the torch backend's where the model exists
+there, and so are the layer groups.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from tlcore_torch.specs import BACKBONES as TORCH_BACKBONES
+
+from tlcore import BackboneSpec, ImageInputSpec, UnknownBackendError, WeightsSource
+
+__all__ = ["KERAS_BACKEND_NAMES", "keras_backbones"]
+
+KERAS_BACKEND_NAMES: tuple[str, ...] = ("keras-jax", "keras-tensorflow", "keras-torch")
+
+# keras.applications.imagenet_utils.preprocess_input modes, written as ImageInputSpecs.
+# "caffe": RGB -> BGR, then subtract the ImageNet mean per channel (given in BGR order), no scaling.
+_CAFFE = ImageInputSpec(
+    size=(224, 224), mean=(103.939, 116.779, 123.68), std=(1.0, 1.0, 1.0), value_range=(0.0, 255.0),
+    channel_order="BGR",
+)  # fmt: skip
+# "tf": pixels scaled to [-1, 1].
+_TF = ImageInputSpec(size=(224, 224), mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0), value_range=(-1.0, 1.0))
+# EfficientNet rescales and normalizes inside the model: it takes raw 0..255 pixels.
+_RAW = ImageInputSpec(size=(224, 224), mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0), value_range=(0.0, 255.0))
+
+_IMAGENET_TERMS = "; weights trained on ImageNet-1k, subject to its terms (non-commercial research and education)"
+
+
+def _keras_weights(model: str, license: str, origin: str) -> tuple[WeightsSource, ...]:
+    return (
+        WeightsSource(
+            name="imagenet",
+            source=f"keras.applications {model} (hash-checked download)",
+            license=license + _IMAGENET_TERMS,
+            description=f"ImageNet-1k weights of keras.applications.{model} (include_top=False), {origin}. "
+            "Downloaded by Keras on first use into KERAS_HOME/models with its file hash checked; without internet "
+            "access, download the file elsewhere and pass its path as weights.",
+        ),
+    )
+
+
+_RESNET_GROUPS = ("stem", "layer1", "layer2", "layer3", "layer4")
+_STAGE_GROUPS = ("stem", "stage1", "stage2", "stage3", "stage4", "stage5", "stage6", "stage7", "top")
+
+
+def _application_specs(backend: str) -> tuple[BackboneSpec, ...]:
+    def spec(
+        name: str,
+        family: str,
+        channels: int,
+        input: ImageInputSpec,
+        groups: tuple[str, ...],
+        *,
+        weights: tuple[WeightsSource, ...],
+        bn_epsilon: float,
+        bn_momentum: float,
+        description: str,
+    ) -> BackboneSpec:
+        return BackboneSpec(
+            name=name,
+            backend=backend,
+            family=family,
+            builder=f"tlcore_keras.backbones:build_{name}",
+            feature_channels=channels,
+            input=input,
+            groups=groups,
+            weights=weights,
+            bn_epsilon=bn_epsilon,
+            bn_momentum=bn_momentum,
+            description=description,
+        )
+
+    return (
+        spec(
+            "resnet50", "resnet", 2048, _CAFFE, _RESNET_GROUPS,
+            weights=_keras_weights("ResNet50", "MIT (Kaiming He's original Caffe release)", "ported from Caffe"),
+            bn_epsilon=1.001e-5, bn_momentum=0.01,
+            description="ResNet-50 v1 (keras.applications; stride on the 1x1 convolution, as in Caffe), 23.6M "
+            "parameters without the classifier. Caffe preprocessing: BGR, ImageNet mean subtracted, no scaling.",
+        ),
+        spec(
+            "mobilenet_v2", "mobilenet", 1280, _TF, _STAGE_GROUPS,
+            weights=_keras_weights("MobileNetV2", "Apache-2.0 (TensorFlow models)", "alpha 1.0; Keras picks the "
+                                   "file trained at the nearest of 96, 128, 160, 192, 224 px"),
+            bn_epsilon=1e-3, bn_momentum=0.001,
+            description="MobileNetV2 1.0 (keras.applications), 2.3M parameters without the classifier; "
+            "pixels in [-1, 1].",
+        ),
+        spec(
+            "vgg16", "vgg", 512, _CAFFE, ("block1", "block2", "block3", "block4", "block5"),
+            weights=_keras_weights("VGG16", "CC-BY-4.0 (Oxford Visual Geometry Group)", "ported from Caffe"),
+            bn_epsilon=1e-3, bn_momentum=0.01,
+            description="VGG-16 convolutional part (keras.applications, no BatchNorm), 14.7M parameters. "
+            "Caffe preprocessing: BGR, ImageNet mean subtracted, no scaling.",
+        ),
+        spec(
+            "xception", "xception", 2048, dataclasses.replace(_TF, size=(299, 299), min_size=71),
+            ("entry", "middle", "exit"),
+            weights=_keras_weights("Xception", "MIT (trained by the Keras authors)", "trained by François Chollet"),
+            bn_epsilon=1e-3, bn_momentum=0.01,
+            description="Xception (keras.applications), 20.9M parameters without the classifier; groups are its "
+            "entry (blocks 1-4), middle (5-12) and exit (13-14) flows; pixels in [-1, 1].",
+        ),
+        spec(
+            "efficientnet_b0", "efficientnet", 1280, _RAW, _STAGE_GROUPS,
+            weights=_keras_weights("EfficientNetB0", "Apache-2.0 (TensorFlow TPU EfficientNet)",
+                                   "converted from Google's TensorFlow checkpoint"),
+            bn_epsilon=1e-3, bn_momentum=0.01,
+            description="EfficientNet-B0 (keras.applications: SiLU, squeeze-excite, TensorFlow padding), 4.0M "
+            "parameters without the classifier. It rescales and normalizes inside the model, so it takes raw pixels "
+            "in [0, 255] (mean 0, std 1 here). The ImageNet std that keras.applications applies with an extra "
+            "Rescaling layer is folded into its Normalization layer, so the graph is the same with any weights.",
+        ),
+        spec(
+            "inception_v3", "inception", 2048, dataclasses.replace(_TF, size=(299, 299), min_size=75),
+            ("stem", "mixed5", "mixed6", "mixed7"),
+            weights=_keras_weights("InceptionV3", "Apache-2.0 (TensorFlow models)",
+                                   "converted from Google's TensorFlow checkpoint"),
+            bn_epsilon=1e-3, bn_momentum=0.01,
+            description="Inception v3 (keras.applications) up to mixed10, 21.8M parameters without the classifier; "
+            "BatchNorm without scale. Groups as torchvision names the blocks: mixed5 = Keras mixed0-2, mixed6 = "
+            "mixed3-7, mixed7 = mixed8-10; pixels in [-1, 1].",
+        ),
+    )  # fmt: skip
+
+
+def _efficientnet_lite0(backend: str) -> BackboneSpec:
+    torch_spec = next(s for s in TORCH_BACKBONES if s.name == "efficientnet_lite0")
+    return dataclasses.replace(
+        torch_spec,
+        backend=backend,
+        builder="tlcore_keras.efficientnet_lite:build_efficientnet_lite0",
+        description=torch_spec.description + " Same structure, names and weights as on torch (portable).",
+    )
+
+
+def keras_backbones(backend: str) -> tuple[BackboneSpec, ...]:
+    """The backbone specs of one Keras backend: ``keras-jax``, ``keras-tensorflow`` or ``keras-torch``."""
+    if backend not in KERAS_BACKEND_NAMES:
+        raise UnknownBackendError(backend, KERAS_BACKEND_NAMES, where="the Keras plugin")
+    return (*_application_specs(backend), _efficientnet_lite0(backend))

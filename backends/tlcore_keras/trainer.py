@@ -1,0 +1,173 @@
+"""The Keras trainer: Keras's own optimizers, schedules and compiled steps under the shared loop.
+
+Each phase compiles the model (or, with cached features, the head alone) and
+trains with ``train_on_batch``, which Keras runs as a compiled step: ``jit``
+on JAX, ``tf.function`` on TensorFlow. Every default that frameworks disagree
+on comes from the phase: Adam epsilon and betas, SGD momentum, the loss on
+logits, and weight decay with torch's meaning (``adam``/``sgd``: L2 added to
+the gradient; ``adamw``: decoupled).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import keras
+import numpy as np
+
+from tlcore import TLCoreError
+from tlcore.training import Phase, Trainer, TrainerOptions
+from tlcore_keras.model import KerasModel, sync_state, to_numpy
+
+
+@keras.saving.register_keras_serializable(package="tlcore")
+class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
+    """One-cycle learning rate, with torch's ``OneCycleLR`` defaults (cosine, div 25, final div 1e4)."""
+
+    def __init__(self, max_lr: float, total_steps: int, warmup_fraction: float) -> None:
+        self.max_lr = max_lr
+        self.total_steps = max(2, total_steps)
+        self.warmup_fraction = warmup_fraction
+        self.initial = max_lr / 25.0
+        self.final = self.initial / 1e4
+        self.warm_end = float(warmup_fraction * self.total_steps) - 1.0
+        self.end = float(self.total_steps - 1)
+
+    @staticmethod
+    def _cosine(start: float, end: float, fraction: Any) -> Any:
+        return end + (start - end) / 2.0 * (keras.ops.cos(math.pi * fraction) + 1.0)
+
+    def __call__(self, step: Any) -> Any:
+        step = keras.ops.cast(step, "float32")
+        rising = self._cosine(self.initial, self.max_lr, keras.ops.minimum(step / max(self.warm_end, 1e-8), 1.0))
+        falling_fraction = keras.ops.clip((step - self.warm_end) / max(self.end - self.warm_end, 1e-8), 0.0, 1.0)
+        falling = self._cosine(self.max_lr, self.final, falling_fraction)
+        return keras.ops.where(step <= self.warm_end, rising, falling)
+
+    def get_config(self) -> dict[str, Any]:
+        return {"max_lr": self.max_lr, "total_steps": self.total_steps, "warmup_fraction": self.warmup_fraction}
+
+
+def _with_l2(base: type[keras.optimizers.Optimizer]) -> type[keras.optimizers.Optimizer]:
+    class CoupledDecay(base):  # type: ignore[misc,valid-type]
+        """``base`` with torch's weight decay: ``gradient += decay * variable`` before the update."""
+
+        def __init__(self, *, l2: float, **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            self.l2 = l2
+
+        def update_step(self, gradient: Any, variable: Any, learning_rate: Any) -> None:
+            if self.l2:
+                gradient = keras.ops.add(gradient, keras.ops.multiply(self.l2, variable))
+            super().update_step(gradient, variable, learning_rate)
+
+    CoupledDecay.__name__ = f"{base.__name__}CoupledDecay"
+    return CoupledDecay
+
+
+AdamL2 = _with_l2(keras.optimizers.Adam)
+SGDL2 = _with_l2(keras.optimizers.SGD)
+
+
+def make_schedule(phase: Phase, total_steps: int) -> Any:
+    """The phase's schedule as a Keras ``LearningRateSchedule`` (or a constant)."""
+    steps_per_epoch = max(1, total_steps // phase.epochs)
+    if phase.schedule == "cosine":
+        return keras.optimizers.schedules.CosineDecay(phase.learning_rate, decay_steps=max(1, total_steps), alpha=0.0)
+    if phase.schedule == "step":
+        return keras.optimizers.schedules.ExponentialDecay(
+            phase.learning_rate, decay_steps=phase.step_size * steps_per_epoch, decay_rate=phase.gamma, staircase=True
+        )
+    if phase.schedule == "onecycle":
+        return OneCycle(phase.learning_rate, total_steps, phase.warmup_fraction)
+    return phase.learning_rate
+
+
+def make_optimizer(phase: Phase, total_steps: int) -> keras.optimizers.Optimizer:
+    """The phase's optimizer, every default passed explicitly."""
+    rate = make_schedule(phase, total_steps)
+    beta_1, beta_2 = phase.adam_betas
+    if phase.optimizer == "adam":
+        return AdamL2(
+            l2=phase.weight_decay, learning_rate=rate, beta_1=beta_1, beta_2=beta_2, epsilon=phase.adam_epsilon
+        )
+    if phase.optimizer == "adamw":
+        return keras.optimizers.AdamW(
+            learning_rate=rate,
+            weight_decay=phase.weight_decay,
+            beta_1=beta_1,
+            beta_2=beta_2,
+            epsilon=phase.adam_epsilon,
+        )
+    return SGDL2(l2=phase.weight_decay, learning_rate=rate, momentum=phase.momentum, nesterov=phase.nesterov)
+
+
+class KerasTrainer(Trainer):
+    """Runs phases on a :class:`KerasModel` with compiled Keras steps."""
+
+    def __init__(self, model: KerasModel, options: TrainerOptions) -> None:
+        super().__init__(model, options)
+        self.keras_model = model
+        self.net = model.native
+        self.phase: Phase | None = None
+        self.total_steps = 0
+        self.cached = False
+        self.target: keras.Model | None = None
+        self.optimizer: keras.optimizers.Optimizer | None = None
+
+    def _compile(self, steps_done: int = 0) -> None:
+        if self.phase is None:
+            raise TLCoreError("internal: compile before a phase began")
+        self.target = self.net.head if self.cached else self.net
+        self.optimizer = make_optimizer(self.phase, self.total_steps)
+        self.optimizer.iterations.assign(steps_done)
+        self.target.compile(
+            optimizer=self.optimizer,
+            loss=keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=self.phase.label_smoothing),
+            metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
+            jit_compile="auto",
+        )
+
+    def _begin_phase(self, phase: Phase, total_steps: int, cached: bool) -> None:
+        self.phase, self.total_steps, self.cached = phase, total_steps, cached
+        self._compile()
+
+    def _plan_changed(self) -> None:
+        # Keras collects trainable variables when it compiles: compile again, keeping the schedule's step.
+        if self.phase is not None and self.optimizer is not None:
+            steps = int(to_numpy(self.optimizer.iterations))
+            self._compile(steps)
+
+    def _train_step(self, inputs: np.ndarray, labels: np.ndarray, cached: bool) -> tuple[float, int]:
+        if self.target is None:
+            raise TLCoreError("internal: train step before a phase began")
+        targets = np.eye(self.keras_model.head.num_outputs, dtype=np.float32)[labels]
+        logs = self.target.train_on_batch(inputs, targets, return_dict=True)
+        count = len(labels)
+        return float(logs["loss"]) * count, round(float(logs["accuracy"]) * count)
+
+    def _predict_step(self, inputs: np.ndarray, cached: bool) -> np.ndarray:
+        target = self.net.head if cached else self.net
+        return np.asarray(target.predict_on_batch(inputs), dtype=np.float32)
+
+    def _features_step(self, images: np.ndarray) -> np.ndarray:
+        return np.asarray(self.net.backbone.predict_on_batch(images), dtype=np.float32)
+
+    def _learning_rate(self) -> float:
+        if self.optimizer is None:
+            return 0.0
+        return float(to_numpy(self.optimizer.learning_rate))
+
+    def _snapshot(self) -> list[np.ndarray]:
+        sync_state(self.net)
+        return [to_numpy(variable).copy() for variable in self.net.variables]
+
+    def _restore(self, snapshot: Any) -> None:
+        for variable, value in zip(self.net.variables, snapshot, strict=True):
+            variable.assign(value)
+
+    def _end_phase(self) -> None:
+        sync_state(self.net)
+        self.target = None
+        self.optimizer = None
