@@ -76,6 +76,10 @@ class Model(ABC):
     def save(self, path: str | Path) -> Path:
         """Write the whole model (weights, specs) to ``path`` atomically."""
 
+    @abstractmethod
+    def load_state(self, tensors: dict[str, np.ndarray]) -> None:
+        """Assign saved tensors (canonical names, torch layout); raise on a mismatch."""
+
     def check_images(self, images: np.ndarray) -> np.ndarray:
         """Validate a batch of preprocessed images; return it as contiguous float32."""
         channels = self.backbone.input.channels
@@ -115,9 +119,25 @@ class Backend(ABC):
         ``flatten`` head sees. The head's initial weights are drawn from ``seed``.
         """
 
-    @abstractmethod
     def load_model(self, path: str | Path) -> Model:
-        """Load a model saved by :meth:`Model.save`."""
+        """Load a model saved by :meth:`Model.save` (by this backend or one with the same architecture)."""
+        from tlcore._checkpoint import head_from_metadata, read_checkpoint
+        from tlcore._errors import CheckpointError, TLCoreError
+        from tlcore.plugins import load_plugins
+
+        metadata, tensors = read_checkpoint(path)
+        spec = load_plugins().backbone(metadata["backbone"], self.name)
+        size = tuple(metadata["image_size"])
+        model = self.build_model(
+            spec, head_from_metadata(metadata), weights=None, seed=0, image_size=(size[0], size[1])
+        )
+        try:
+            model.load_state(tensors)
+        except TLCoreError as exc:
+            raise CheckpointError(f"{str(path)!r} does not match {spec.name} with this head: {exc}") from None
+        model.weights = metadata.get("weights")
+        model.weights_sha256 = metadata.get("weights_sha256")
+        return model
 
     @abstractmethod
     def make_trainer(self, model: Model, options: TrainerOptions) -> Trainer:

@@ -12,9 +12,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from tlcore import BackboneSpec, Backend, CheckpointError, ConfigError, HeadSpec, TLCoreError, WeightsError
-from tlcore._checkpoint import head_from_metadata, read_checkpoint
-from tlcore.plugins import load_plugins
+from tlcore import BackboneSpec, Backend, ConfigError, HeadSpec, TLCoreError
 from tlcore.training import TrainerOptions
 from tlcore_keras.backbones import build_backbone
 from tlcore_keras.model import KerasModel
@@ -65,20 +63,6 @@ class KerasBackend(Backend):
             weights=weights,
             weights_sha256=_sha256(native.weights_file) if native.weights_file else None,
         )
-
-    def load_model(self, path: str | Path) -> KerasModel:
-        metadata, tensors = read_checkpoint(path)
-        spec = load_plugins().backbone(metadata["backbone"], self.name)
-        model = self.build_model(
-            spec, head_from_metadata(metadata), weights=None, seed=0, image_size=tuple(metadata["image_size"])
-        )
-        try:
-            model.load_state(tensors)
-        except WeightsError as exc:
-            raise CheckpointError(f"{str(path)!r} does not match {spec.name} with this head: {exc}") from None
-        model.weights = metadata.get("weights")
-        model.weights_sha256 = metadata.get("weights_sha256")
-        return model
 
     def make_trainer(self, model: object, options: TrainerOptions) -> KerasTrainer:
         if not isinstance(model, KerasModel):

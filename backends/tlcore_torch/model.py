@@ -182,6 +182,16 @@ class TorchModel(Model):
                 state[f"{info.name}.{key}"] = value.detach().cpu().numpy().copy()
         return state
 
+    def load_state(self, tensors: dict[str, np.ndarray]) -> None:
+        state = {name: torch.from_numpy(array) for name, array in tensors.items()}
+        for name, buffer in self._net.state_dict().items():
+            if name.endswith("num_batches_tracked"):  # backends without the counter do not save it
+                state.setdefault(name, buffer)
+        try:
+            self._net.load_state_dict(state, strict=True)
+        except RuntimeError as exc:
+            raise CheckpointError(f"saved tensors do not fit this model: {exc}") from None
+
     def save(self, path: str | Path) -> Path:
         state = {k: v.detach().cpu().numpy() for k, v in self._net.state_dict().items()}
         return write_checkpoint(path, state, model_metadata(self, self.image_size))
