@@ -103,6 +103,29 @@ def make_optimizer(phase: Phase, total_steps: int) -> keras.optimizers.Optimizer
     return SGDL2(l2=phase.weight_decay, learning_rate=rate, momentum=phase.momentum, nesterov=phase.nesterov)
 
 
+def gpu_available() -> bool:
+    """Whether Keras's framework in this process sees a GPU."""
+    framework = keras.backend.backend()
+    if framework == "jax":
+        import jax
+
+        return any(device.platform == "gpu" for device in jax.devices())
+    if framework == "tensorflow":
+        import tensorflow as tf
+
+        return bool(tf.config.list_physical_devices("GPU"))
+    import torch
+
+    return bool(torch.cuda.is_available())
+
+
+def use_mixed_precision(net: keras.Model) -> None:
+    """Compute in bfloat16 with float32 variables; the output layer stays float32 for a stable loss."""
+    for layer in net._flatten_layers(include_self=False, recursive=True):
+        layer.dtype_policy = "mixed_bfloat16"
+    net.head.out.dtype_policy = "float32"
+
+
 class KerasTrainer(Trainer):
     """Runs phases on a :class:`KerasModel` with compiled Keras steps."""
 
@@ -115,6 +138,9 @@ class KerasTrainer(Trainer):
         self.cached = False
         self.target: keras.Model | None = None
         self.optimizer: keras.optimizers.Optimizer | None = None
+        self.mixed_precision = options.mixed_precision and gpu_available()
+        if self.mixed_precision:
+            use_mixed_precision(self.net)
 
     def _compile(self, steps_done: int = 0) -> None:
         if self.phase is None:
