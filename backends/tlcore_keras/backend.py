@@ -7,26 +7,16 @@ Keras's backend first.
 from __future__ import annotations
 
 import random
-from pathlib import Path
 
 import keras
 import numpy as np
 
 from tlcore import BackboneSpec, Backend, ConfigError, HeadSpec, TLCoreError
 from tlcore.training import TrainerOptions
+from tlcore.weights import file_sha256
 from tlcore_keras.backbones import build_backbone
 from tlcore_keras.model import KerasModel
 from tlcore_keras.trainer import KerasTrainer
-
-
-def _sha256(path: Path) -> str:
-    import hashlib
-
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 class KerasBackend(Backend):
@@ -61,7 +51,7 @@ class KerasBackend(Backend):
             seed=seed,
             image_size=size,
             weights=weights,
-            weights_sha256=_sha256(native.weights_file) if native.weights_file else None,
+            weights_sha256=file_sha256(native.weights_file) if native.weights_file else None,
         )
 
     def make_trainer(self, model: object, options: TrainerOptions) -> KerasTrainer:

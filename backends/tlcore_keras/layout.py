@@ -25,13 +25,14 @@ never produced, and ignored when loading.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import keras
 import numpy as np
 
 from tlcore import LayerInfo, WeightsError
+from tlcore.weights import mismatch_problems
 
 __all__ = [
     "keras_layer_state",
@@ -138,12 +139,6 @@ def keras_layer_state(layer: keras.layers.Layer, info: LayerInfo) -> dict[str, n
     }
 
 
-def _examples(keys: Iterable[str], limit: int = 5) -> str:
-    keys = list(keys)
-    shown = ", ".join(repr(k) for k in keys[:limit])
-    return shown + (f" and {len(keys) - limit} more" if len(keys) > limit else "")
-
-
 def load_torch_layout_state(
     layers: Sequence[tuple[LayerInfo, keras.layers.Layer]],
     state: Mapping[str, np.ndarray],
@@ -178,14 +173,8 @@ def load_torch_layout_state(
             mismatched.append(f"{key!r} is {tuple(expected)} in the model but {tuple(np.shape(given[key]))} given")
         else:
             converted[key] = value
-    if missing or unexpected or mismatched:
-        problems = []
-        if missing:
-            problems.append(f"{len(missing)} missing tensors ({_examples(missing)})")
-        if unexpected:
-            problems.append(f"{len(unexpected)} unexpected tensors ({_examples(unexpected)})")
-        if mismatched:
-            problems.append(f"{len(mismatched)} shape mismatches ({'; '.join(sorted(mismatched)[:5])})")
+    problems = mismatch_problems(list(missing), list(unexpected), list(mismatched))
+    if problems:
         raise WeightsError(
             f"weights from {what} do not fit this backbone: {'; '.join(problems)}. Expected torch-layout tensors "
             "named '<layer>.<tensor>' after this backbone's layers (what backbone_state() returns)."

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlparse
@@ -14,6 +13,7 @@ from torch import nn
 
 from tlcore import BackboneSpec, WeightsError
 from tlcore._errors import did_you_mean
+from tlcore.weights import file_sha256, mismatch_problems
 
 __all__ = ["load_backbone_state", "read_state_dict", "resolve_weights", "torchvision_state_dict", "weights_sha256"]
 
@@ -21,13 +21,7 @@ WEIGHT_FILE_SUFFIXES = (".pth", ".pt", ".safetensors")
 StateDict = dict[str, torch.Tensor]
 
 
-def weights_sha256(path: str | os.PathLike[str]) -> str:
-    """The sha256 hex digest of a file's bytes, for the record of which weights were used."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+weights_sha256 = file_sha256  # the sha256 of a weights file's bytes, for the record
 
 
 # ---------------------------------------------------------------- weights
@@ -105,12 +99,6 @@ def read_state_dict(path: str | os.PathLike[str]) -> StateDict:
     return {str(k): v for k, v in loaded.items()}
 
 
-def _examples(keys: Iterable[str], limit: int = 5) -> str:
-    keys = list(keys)
-    shown = ", ".join(repr(k) for k in keys[:limit])
-    return shown + (f" and {len(keys) - limit} more" if len(keys) > limit else "")
-
-
 def load_backbone_state(
     module: nn.Module, state: Mapping[str, torch.Tensor], *, drop_prefixes: tuple[str, ...] = (), what: str
 ) -> None:
@@ -131,14 +119,8 @@ def load_backbone_state(
         for k, v in kept.items()
         if k in expected and v.shape != expected[k].shape
     ]
-    if missing or unexpected or mismatched:
-        problems = []
-        if missing:
-            problems.append(f"{len(missing)} missing tensors ({_examples(missing)})")
-        if unexpected:
-            problems.append(f"{len(unexpected)} unexpected tensors ({_examples(unexpected)})")
-        if mismatched:
-            problems.append(f"{len(mismatched)} shape mismatches ({'; '.join(mismatched[:3])})")
+    problems = mismatch_problems(list(missing), list(unexpected), list(mismatched))
+    if problems:
         raise WeightsError(
             f"weights from {what} do not fit this backbone: {'; '.join(problems)}. Expected a state dict of the "
             f"same architecture, either the full classifier (its {', '.join(drop_prefixes) or 'head'} keys are "

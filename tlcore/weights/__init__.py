@@ -24,6 +24,7 @@ __all__ = [
     "TORCH_SUFFIXES",
     "WEIGHT_FILE_SUFFIXES",
     "file_sha256",
+    "mismatch_problems",
     "read_safetensors",
     "read_torch_checkpoint",
     "read_weights_file",
@@ -78,3 +79,20 @@ def read_weights_file(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
         f"weights file {str(path)!r} has suffix {suffix or '(none)'!r}; expected one of "
         f"{', '.join(WEIGHT_FILE_SUFFIXES)} (a torch state dict or a safetensors file)."
     )
+
+
+def _examples(keys: list[str], limit: int = 5) -> str:
+    shown = ", ".join(repr(k) for k in keys[:limit])
+    return shown + (f" and {len(keys) - limit} more" if len(keys) > limit else "")
+
+
+def mismatch_problems(missing: list[str], unexpected: list[str], mismatched: list[str]) -> list[str]:
+    """Sentences describing how a state dict fails to fit a model (empty when it fits)."""
+    problems = []
+    if missing:
+        problems.append(f"{len(missing)} missing tensors ({_examples(missing)})")
+    if unexpected:
+        problems.append(f"{len(unexpected)} unexpected tensors ({_examples(unexpected)})")
+    if mismatched:
+        problems.append(f"{len(mismatched)} shape mismatches ({'; '.join(sorted(mismatched)[:5])})")
+    return problems
