@@ -242,3 +242,21 @@ def test_weights_sha256(tmp_path: Path) -> None:
     path = tmp_path / "blob.bin"
     path.write_bytes(b"tlcore" * 1000)
     assert weights_sha256(path) == hashlib.sha256(b"tlcore" * 1000).hexdigest()
+
+
+def test_frozen_batchnorm_stays_in_eval_mode_after_train() -> None:
+    import tlcore
+
+    backend = tlcore.get_backend("torch")
+    spec = tlcore.load_plugins().backbone("efficientnet_lite0", "torch")
+    model = backend.build_model(spec, tlcore.HeadSpec(num_outputs=2), weights=None, seed=0, image_size=(32, 32))
+    layers = model.layers()
+    model.apply_freeze(tlcore.FineTuneAt("stage7", train_bn=True).plan(layers))
+    model.native.train()
+    modules = dict(model.native.backbone.named_modules())
+    modes = {layer.name: modules[layer.name].training for layer in layers if layer.is_batchnorm}
+    assert modes["stem_bn"] is False and modes["block6a_bn"] is False, "frozen BatchNorm stays in eval mode"
+    assert modes["block7a_bn"] is True and modes["top_bn"] is True, "unfrozen BatchNorm with train_bn trains"
+    model.apply_freeze(tlcore.Unfrozen().plan(layers))
+    model.native.train()
+    assert not any(modules[name].training for name in modes), "by default every BatchNorm is in inference mode"
