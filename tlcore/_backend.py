@@ -80,6 +80,19 @@ class Model(ABC):
     def load_state(self, tensors: dict[str, np.ndarray]) -> None:
         """Assign saved tensors (canonical names, torch layout); raise on a mismatch."""
 
+    def export_backbone(self, path: str | Path) -> Path:
+        """Write the backbone's current weights as a neutral checkpoint; return the manifest's path.
+
+        ``path`` is ``NAME`` (or ``NAME.json``): ``NAME.safetensors`` and
+        ``NAME.json`` are written atomically. Every backend building the same
+        architecture loads it with ``weights="NAME.json"``. The manifest keeps
+        the source and license of the weights the model was built with.
+        """
+        from tlcore.checkpoints import export_fields, write_neutral
+
+        fields = export_fields(self.backbone, self.weights, self.weights_sha256, backend=self.backend_name)
+        return write_neutral(path, self.backbone_state(), fields)
+
     def check_images(self, images: np.ndarray) -> np.ndarray:
         """Validate a batch of preprocessed images; return it as contiguous float32."""
         channels = self.backbone.input.channels

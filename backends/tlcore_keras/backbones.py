@@ -27,6 +27,7 @@ import numpy as np
 
 from tlcore import BackboneSpec, ConfigError, LayerInfo, WeightsError
 from tlcore._errors import did_you_mean
+from tlcore.checkpoints import is_neutral_checkpoint, read_neutral
 from tlcore.weights import TORCH_SUFFIXES, read_weights_file
 from tlcore_keras.layout import load_torch_layout_state
 
@@ -122,10 +123,10 @@ def resolve_weights(spec: BackboneSpec, weights: WeightsArg) -> tuple[Literal["n
     allowed = ", ".join(repr(n) for n in spec.weight_names) or "none"
     usage = (
         f"Pass weights=None (random initialisation), a registered name ({allowed}), or the path of an existing "
-        f"{', '.join(KERAS_WEIGHT_SUFFIXES)} file."
+        f"{', '.join(KERAS_WEIGHT_SUFFIXES)} file or neutral checkpoint (.json)."
     )
     if path.is_file():
-        if not path.name.lower().endswith(KERAS_WEIGHT_SUFFIXES):
+        if not (path.name.lower().endswith(KERAS_WEIGHT_SUFFIXES) or is_neutral_checkpoint(path)):
             raise WeightsError(f"weights file {text!r} for {spec.name!r} has an unknown suffix. {usage}")
         return "file", path
     if path.is_dir():
@@ -229,10 +230,15 @@ def load_weights_file(
     """Load a local file into ``backbone``: Keras ``.h5`` / ``.weights.h5`` through ``model.load_weights``;
     ``.safetensors`` / ``.pth`` / ``.pt`` / ``.bin`` as a torch-layout state with canonical names.
 
-    ``convert`` may rename a torch-layout state first (a reference checkpoint's names).
+    ``convert`` may rename a torch-layout state first (a reference checkpoint's names). A neutral
+    checkpoint (``NAME.json``, or ``NAME.safetensors`` beside it) is read with its tensors' sha256
+    checked, refused if its architecture is not the backbone's, and loaded as it is.
     """
     where = f"file {str(path)!r}"
-    if path.name.lower().endswith(".h5"):
+    if is_neutral_checkpoint(path):
+        _, state = read_neutral(path, architecture=backbone.spec.name)
+        load_torch_layout_state(backbone.layers, state, what=where)
+    elif path.name.lower().endswith(".h5"):
         try:
             backbone.model.load_weights(str(path))
         except Exception as exc:  # h5py, ValueError on a structure mismatch

