@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from tlcore._errors import BackendUnavailableError, DataError, PluginError
+from tlcore._errors import BackendUnavailableError, CheckpointError, DataError, PluginError
 from tlcore._freeze import FreezePlan
 from tlcore._specs import BackboneSpec, HeadSpec, LayerInfo
 
@@ -38,6 +38,38 @@ class Model(ABC):
     head: HeadSpec
     weights: str | None
     weights_sha256: str | None
+    image_size: tuple[int, int]
+
+    def _describe(
+        self,
+        backbone: BackboneSpec,
+        head: HeadSpec,
+        *,
+        image_size: tuple[int, int],
+        weights: str | None,
+        weights_sha256: str | None,
+    ) -> None:
+        """Record the neutral facts every backend's model keeps (specs, input size, weights provenance)."""
+        self.backbone = backbone
+        self.head = head
+        self.image_size = image_size
+        self.weights = weights
+        self.weights_sha256 = weights_sha256
+
+    def check_plan(self, plan: FreezePlan) -> None:
+        """Refuse a freeze plan that names layers this backbone does not have."""
+        unknown = sorted(plan.trainable - {layer.name for layer in self.layers()})
+        if unknown:
+            raise CheckpointError(f"freeze plan names layers this backbone lacks: {unknown[:5]}")
+
+    def activate(self, logits: np.ndarray) -> np.ndarray:
+        """Apply the head's output activation to logits (the loss always uses the logits)."""
+        if self.head.output_activation == "softmax":
+            shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+            return np.asarray(shifted / shifted.sum(axis=1, keepdims=True))
+        if self.head.output_activation == "sigmoid":
+            return np.asarray(1.0 / (1.0 + np.exp(-logits)))
+        return logits
 
     @property
     @abstractmethod

@@ -26,9 +26,9 @@ import keras
 import numpy as np
 
 from tlcore import BackboneSpec, ConfigError, LayerInfo, WeightsError
-from tlcore._errors import did_you_mean
 from tlcore.checkpoints import is_neutral_checkpoint, read_neutral
 from tlcore.weights import TORCH_SUFFIXES, read_weights_file
+from tlcore.weights import resolve_weights as resolve_any_weights
 from tlcore_keras.layout import load_torch_layout_state
 
 __all__ = [
@@ -113,29 +113,8 @@ def check_image_size(spec: BackboneSpec, image_size: tuple[int, int]) -> tuple[i
 
 
 def resolve_weights(spec: BackboneSpec, weights: WeightsArg) -> tuple[Literal["none", "named", "file"], Any]:
-    """Say what ``weights`` means for ``spec``: ``("none", None)``, ``("named", name)`` or ``("file", path)``."""
-    if weights is None:
-        return "none", None
-    text = os.fspath(weights)
-    if text in spec.weight_names:
-        return "named", text
-    path = Path(text).expanduser()
-    allowed = ", ".join(repr(n) for n in spec.weight_names) or "none"
-    usage = (
-        f"Pass weights=None (random initialisation), a registered name ({allowed}), or the path of an existing "
-        f"{', '.join(KERAS_WEIGHT_SUFFIXES)} file or neutral checkpoint (.json)."
-    )
-    if path.is_file():
-        if not (path.name.lower().endswith(KERAS_WEIGHT_SUFFIXES) or is_neutral_checkpoint(path)):
-            raise WeightsError(f"weights file {text!r} for {spec.name!r} has an unknown suffix. {usage}")
-        return "file", path
-    if path.is_dir():
-        raise WeightsError(f"weights path {text!r} for {spec.name!r} is a directory, not a file. {usage}")
-    if "/" in text or os.sep in text or text.startswith(("~", ".")) or path.suffix:
-        raise WeightsError(f"weights file {text!r} for {spec.name!r} does not exist. {usage}")
-    raise WeightsError(
-        f"unknown weights {text!r} for {spec.name!r} on {spec.backend}.{did_you_mean(text, spec.weight_names)} {usage}"
-    )
+    """Say what ``weights`` means for ``spec`` (see :func:`tlcore.weights.resolve_weights`)."""
+    return resolve_any_weights(spec, weights, suffixes=KERAS_WEIGHT_SUFFIXES, require_suffix=True)
 
 
 # ---------------------------------------------------------------- layers

@@ -93,11 +93,7 @@ class KerasModel(Model):
         weights_sha256: str | None,
     ) -> None:
         self.backend_name = backend_name
-        self.backbone = backbone_spec
-        self.head = head_spec
-        self.weights = weights
-        self.weights_sha256 = weights_sha256
-        self.image_size = image_size
+        self._describe(backbone_spec, head_spec, image_size=image_size, weights=weights, weights_sha256=weights_sha256)
         self._layers = native_backbone.layers
         backbone = native_backbone.model
         head = KerasHead(head_spec, name="head")
@@ -120,10 +116,7 @@ class KerasModel(Model):
         return [info for info, _ in self._layers]
 
     def apply_freeze(self, plan: FreezePlan) -> None:
-        known = {info.name for info, _ in self._layers}
-        unknown = sorted(plan.trainable - known)
-        if unknown:
-            raise CheckpointError(f"freeze plan names layers this backbone lacks: {unknown[:5]}")
+        self.check_plan(plan)
         self._net.backbone.trainable = True  # this sets every sublayer; the flags below decide
         for info, layer in self._layers:
             layer.trainable = info.name in plan.trainable
@@ -140,13 +133,7 @@ class KerasModel(Model):
         return np.concatenate([to_numpy(function(images[start : start + batch_size])) for start in starts])
 
     def predict(self, images: np.ndarray, *, batch_size: int = 64) -> np.ndarray:
-        logits = self._batched(lambda x: self._net(x, training=False), images, batch_size)
-        if self.head.output_activation == "softmax":
-            shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
-            return np.asarray(shifted / shifted.sum(axis=1, keepdims=True))
-        if self.head.output_activation == "sigmoid":
-            return np.asarray(1.0 / (1.0 + np.exp(-logits)))
-        return logits
+        return self.activate(self._batched(lambda x: self._net(x, training=False), images, batch_size))
 
     def features(self, images: np.ndarray, *, batch_size: int = 64) -> np.ndarray:
         return self._batched(lambda x: self._net.backbone(x, training=False), images, batch_size)

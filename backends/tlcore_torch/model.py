@@ -96,11 +96,7 @@ class TorchModel(Model):
         weights: str | None,
         weights_sha256: str | None,
     ) -> None:
-        self.backbone = backbone_spec
-        self.head = head_spec
-        self.weights = weights
-        self.weights_sha256 = weights_sha256
-        self.image_size = image_size
+        self._describe(backbone_spec, head_spec, image_size=image_size, weights=weights, weights_sha256=weights_sha256)
         self.seed = seed
         self.device = device
         self._layers = native_backbone.layers
@@ -128,10 +124,7 @@ class TorchModel(Model):
         return [info for info, _ in self._layers]
 
     def apply_freeze(self, plan: FreezePlan) -> None:
-        known = {info.name for info, _ in self._layers}
-        unknown = sorted(plan.trainable - known)
-        if unknown:
-            raise CheckpointError(f"freeze plan names layers this backbone lacks: {unknown[:5]}")
+        self.check_plan(plan)
         for parameter in self._net.backbone.parameters():
             parameter.requires_grad_(False)
         for info, module in self._layers:
@@ -163,13 +156,7 @@ class TorchModel(Model):
         return outputs
 
     def predict(self, images: np.ndarray, *, batch_size: int = 64) -> np.ndarray:
-        logits = np.concatenate(self._batched(self._net, images, batch_size))
-        if self.head.output_activation == "softmax":
-            shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
-            return np.asarray(shifted / shifted.sum(axis=1, keepdims=True))
-        if self.head.output_activation == "sigmoid":
-            return np.asarray(1.0 / (1.0 + np.exp(-logits)))
-        return logits
+        return self.activate(np.concatenate(self._batched(self._net, images, batch_size)))
 
     def features(self, images: np.ndarray, *, batch_size: int = 64) -> np.ndarray:
         maps = np.concatenate(self._batched(self._net.backbone, images, batch_size))

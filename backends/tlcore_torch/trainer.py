@@ -8,6 +8,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from tlcore import TLCoreError
 from tlcore.training import Phase, Trainer, TrainerOptions
 from tlcore_torch.model import TorchModel
 
@@ -88,7 +89,8 @@ class TorchTrainer(Trainer):
         self.label_smoothing = phase.label_smoothing
 
     def _train_step(self, inputs: np.ndarray, labels: np.ndarray, cached: bool) -> tuple[float, int]:
-        assert self.optimizer is not None  # set by _begin_phase; internal invariant
+        if self.optimizer is None:
+            raise TLCoreError("internal: train step before a phase began")
         self.net.train()
         x = self._tensor(inputs, cached)
         y = torch.from_numpy(labels).to(self.device)

@@ -12,9 +12,9 @@ import torch
 from torch import nn
 
 from tlcore import BackboneSpec, WeightsError
-from tlcore._errors import did_you_mean
 from tlcore.checkpoints import is_neutral_checkpoint, read_neutral
 from tlcore.weights import file_sha256, mismatch_problems
+from tlcore.weights import resolve_weights as resolve_any_weights
 
 __all__ = ["load_backbone_state", "read_state_dict", "resolve_weights", "torchvision_state_dict", "weights_sha256"]
 
@@ -31,32 +31,8 @@ weights_sha256 = file_sha256  # the sha256 of a weights file's bytes, for the re
 def resolve_weights(
     spec: BackboneSpec, weights: str | os.PathLike[str] | None
 ) -> tuple[Literal["none", "named", "file"], str | Path | None]:
-    """Say what ``weights`` means for ``spec``: ``("none", None)``, ``("named", name)`` or ``("file", path)``."""
-    if weights is None:
-        return "none", None
-    text = os.fspath(weights)
-    if text in spec.weight_names:
-        return "named", text
-    path = Path(text).expanduser()
-    if path.is_file():
-        return "file", path
-    allowed = ", ".join(repr(n) for n in spec.weight_names) or "none"
-    usage = (
-        f"Pass weights=None (random initialisation), a registered name ({allowed}), "
-        f"or the path of an existing {'/'.join(WEIGHT_FILE_SUFFIXES)} file or neutral checkpoint (.json)."
-    )
-    if path.is_dir():
-        raise WeightsError(f"weights path {text!r} for {spec.name!r} is a directory, not a file. {usage}")
-    if _looks_like_path(text):
-        raise WeightsError(f"weights file {text!r} for {spec.name!r} does not exist. {usage}")
-    raise WeightsError(
-        f"unknown weights {text!r} for {spec.name!r} on torch.{did_you_mean(text, spec.weight_names)} {usage}"
-    )
-
-
-def _looks_like_path(text: str) -> bool:
-    suffixes = (*WEIGHT_FILE_SUFFIXES, ".bin", ".ckpt", ".h5", ".json")
-    return "/" in text or os.sep in text or text.startswith(("~", ".")) or Path(text).suffix.lower() in suffixes
+    """Say what ``weights`` means for ``spec`` (see :func:`tlcore.weights.resolve_weights`)."""
+    return resolve_any_weights(spec, weights, suffixes=WEIGHT_FILE_SUFFIXES)
 
 
 def read_state_dict(path: str | os.PathLike[str], *, architecture: str | None = None) -> StateDict:

@@ -13,10 +13,12 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
-from tlcore._errors import WeightsError
+from tlcore._errors import WeightsError, did_you_mean
+from tlcore._specs import BackboneSpec
 from tlcore.weights._torch_pickle import ALLOWED_GLOBALS, read_torch_checkpoint
 
 __all__ = [
@@ -28,6 +30,7 @@ __all__ = [
     "read_safetensors",
     "read_torch_checkpoint",
     "read_weights_file",
+    "resolve_weights",
 ]
 
 TORCH_SUFFIXES: tuple[str, ...] = (".pth", ".pt", ".bin")
@@ -96,3 +99,51 @@ def mismatch_problems(missing: list[str], unexpected: list[str], mismatched: lis
     if mismatched:
         problems.append(f"{len(mismatched)} shape mismatches ({'; '.join(sorted(mismatched)[:5])})")
     return problems
+
+
+WeightsKind = Literal["none", "named", "file"]
+
+
+def _looks_like_path(text: str, suffixes: tuple[str, ...]) -> bool:
+    known = (*suffixes, ".bin", ".ckpt", ".h5", ".json")
+    return "/" in text or os.sep in text or text.startswith(("~", ".")) or Path(text).suffix.lower() in known
+
+
+def resolve_weights(
+    spec: BackboneSpec,
+    weights: str | os.PathLike[str] | None,
+    *,
+    suffixes: tuple[str, ...],
+    require_suffix: bool = False,
+) -> tuple[WeightsKind, str | Path | None]:
+    """Say what ``weights`` means for ``spec``: ``("none", None)``, ``("named", name)`` or ``("file", path)``.
+
+    ``suffixes`` are the weight files the backend reads; with ``require_suffix`` an existing
+    file of another kind (and not a neutral checkpoint) is refused. Every other value raises
+    a :class:`WeightsError` that lists what is accepted.
+    """
+    if weights is None:
+        return "none", None
+    text = os.fspath(weights)
+    if text in spec.weight_names:
+        return "named", text
+    path = Path(text).expanduser()
+    allowed = ", ".join(repr(n) for n in spec.weight_names) or "none"
+    usage = (
+        f"Pass weights=None (random initialisation), a registered name ({allowed}), "
+        f"or the path of an existing {'/'.join(suffixes)} file or neutral checkpoint (.json)."
+    )
+    if path.is_file():
+        if require_suffix and not path.name.lower().endswith(suffixes):
+            from tlcore.checkpoints import is_neutral_checkpoint
+
+            if not is_neutral_checkpoint(path):
+                raise WeightsError(f"weights file {text!r} for {spec.name!r} has an unknown suffix. {usage}")
+        return "file", path
+    if path.is_dir():
+        raise WeightsError(f"weights path {text!r} for {spec.name!r} is a directory, not a file. {usage}")
+    if _looks_like_path(text, suffixes):
+        raise WeightsError(f"weights file {text!r} for {spec.name!r} does not exist. {usage}")
+    raise WeightsError(
+        f"unknown weights {text!r} for {spec.name!r} on {spec.backend}.{did_you_mean(text, spec.weight_names)} {usage}"
+    )
