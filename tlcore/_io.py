@@ -1,4 +1,4 @@
-"""Atomic file writing: nothing the user had is lost if writing fails half-way."""
+"""Atomic file writing (nothing the user had is lost if writing fails half-way), and tlcore's cache folder."""
 
 from __future__ import annotations
 
@@ -10,7 +10,15 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_path", "write_json"]
+__all__ = ["CACHE_VARIABLE", "atomic_path", "cache_dir", "write_json"]
+
+CACHE_VARIABLE = "TLCORE_CACHE"
+
+
+def cache_dir() -> Path:
+    """Where tlcore keeps downloads (datasets, weights): ``$TLCORE_CACHE`` if set, else ``~/.cache/tlcore``."""
+    root = os.environ.get(CACHE_VARIABLE)
+    return Path(root).expanduser() if root else Path.home() / ".cache" / "tlcore"
 
 
 @contextlib.contextmanager

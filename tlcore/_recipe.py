@@ -273,6 +273,8 @@ _PHASE_KEYS: dict[str, tuple[type, ...]] = {
     "keep_best": (bool,),
     "cache_features": (bool,),
     "augment": (bool,),
+    "lr_multipliers": (dict,),
+    "layer_lr_decay": _NUMBER,
 }
 
 

@@ -60,13 +60,20 @@ class ImageInputSpec:
 
 @dataclass(frozen=True)
 class WeightsSource:
-    """Where a backbone's named weights come from and under what terms."""
+    """Where a backbone's named weights come from and under what terms.
+
+    ``url``, when set, is the address of the weights file, which framework-neutral
+    code downloads with :func:`tlcore.weights.download_weights`; the download is
+    checked against ``sha256`` (a digest, or a prefix of one) or, when that is
+    None, against the sha256 prefix in a torch hub file name (``resnet18-f37072fd.pth``).
+    """
 
     name: str
     source: str
     license: str = "unknown"
     sha256: str | None = None
     description: str = ""
+    url: str | None = None
 
 
 @dataclass(frozen=True)

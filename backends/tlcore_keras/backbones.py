@@ -1,11 +1,12 @@
-"""Keras backbones: build a spec's feature extractor, with random, ImageNet or file weights.
+"""Keras backbones: what every builder shares, from a spec's ``builder`` to loading a weights file.
 
 Every backbone is a functional ``keras.Model`` from NHWC float32 images of a
 size fixed at build time to an NHWC feature map (no pooling, no classifier),
-plus its layers that own weights, in forward (topological) order, under
-stable names: ``keras.applications``' own names, with the layers it leaves to
-Keras's automatic naming (``conv2d_7``, which depends on what the process
-built before) renumbered as a fresh process would number them.
+plus its layers that own weights, in forward order, under stable names (the
+:class:`~tlcore.LayerInfo` names that freeze policies and weight files use).
+The builders live beside this module: :mod:`tlcore_keras.torchvision_models`
+and :mod:`tlcore_keras.efficientnet_lite` (portable: the torch backend's
+structure and names) and :mod:`tlcore_keras.applications` (``keras.applications``).
 
 This module imports Keras: it is imported only after the Keras backend has
 been selected.
@@ -15,9 +16,7 @@ from __future__ import annotations
 
 import importlib
 import os
-import re
-from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -36,18 +35,11 @@ __all__ = [
     "KerasBackbone",
     "assemble_backbone",
     "build_backbone",
-    "build_efficientnet_b0",
-    "build_inception_v3",
-    "build_mobilenet_v2",
-    "build_resnet50",
-    "build_vgg16",
-    "build_xception",
     "check_image_size",
     "finalize_layers",
     "layer_kind",
     "load_weights_file",
     "resolve_weights",
-    "stable_layer_names",
 ]
 
 KERAS_WEIGHT_SUFFIXES: tuple[str, ...] = (".weights.h5", ".h5", ".safetensors", *TORCH_SUFFIXES)
@@ -133,33 +125,6 @@ def layer_kind(layer: keras.layers.Layer) -> str:
     return "other"
 
 
-def _snake_case(class_name: str) -> str:
-    """``BatchNormalization`` -> ``batch_normalization``, as Keras names unnamed layers."""
-    name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", class_name)
-    return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
-
-
-def stable_layer_names(model: keras.Model) -> None:
-    """Renumber automatically named layers (``conv2d_41``) from zero, as a fresh process names them.
-
-    Keras numbers unnamed layers with a per-process counter, so the same
-    model gets other names when something was built before it. Only names of
-    the form ``<class in snake case>[_<n>]`` are changed, keeping their order.
-    """
-    automatic: dict[str, list[tuple[int, keras.layers.Layer]]] = defaultdict(list)
-    for layer in model.layers:
-        prefix = _snake_case(type(layer).__name__)
-        match = re.fullmatch(rf"{re.escape(prefix)}(?:_(\d+))?", layer.name)
-        if match:
-            automatic[prefix].append((int(match.group(1) or 0), layer))
-    for prefix, numbered in automatic.items():
-        for index, (_, layer) in enumerate(sorted(numbered, key=lambda pair: pair[0])):
-            layer.name = prefix if index == 0 else f"{prefix}_{index}"
-    names = [layer.name for layer in model.layers]
-    if len(set(names)) != len(names):
-        raise RuntimeError(f"{model.name}: layer names are not unique after renumbering: {sorted(names)}")
-
-
 def assemble_backbone(
     spec: BackboneSpec,
     model: keras.Model,
@@ -167,22 +132,32 @@ def assemble_backbone(
     *,
     weights: WeightsArg,
     weights_file: Path | None,
+    named_layers: Sequence[tuple[str, keras.layers.Layer]] | None = None,
 ) -> KerasBackbone:
-    """Set BatchNorm epsilon/momentum from ``spec``; list the layers that own weights with their groups."""
-    layers: list[tuple[LayerInfo, keras.layers.Layer]] = []
+    """Set BatchNorm epsilon/momentum from ``spec``; list the layers that own weights with their groups.
+
+    ``named_layers`` gives the layers' names and order, ``(name, layer)`` in
+    forward order, where they are not the Keras layer names in the order of
+    ``model.layers`` (names with dots, which Keras on torch refuses). It must
+    hold every layer of ``model`` that owns weights.
+    """
     for layer in model.layers:
         if isinstance(layer, keras.layers.BatchNormalization):
             layer.epsilon = spec.bn_epsilon
             layer.momentum = 1.0 - spec.bn_momentum  # Keras keeps this much of the old statistic
+    pairs = [(layer.name, layer) for layer in model.layers] if named_layers is None else list(named_layers)
+    unnamed = {id(layer) for layer in model.layers if layer.weights} - {id(layer) for _, layer in pairs}
+    if unnamed:
+        raise RuntimeError(f"{spec.name}: {len(unnamed)} layers with weights are missing from named_layers.")
+    layers: list[tuple[LayerInfo, keras.layers.Layer]] = []
+    for name, layer in pairs:
         if not layer.weights:
             continue
-        group = group_of(layer.name)
+        group = group_of(name)
         if group not in spec.groups:
-            raise RuntimeError(
-                f"{spec.name}: layer {layer.name!r} was put in group {group!r}, not one of {spec.groups}."
-            )
+            raise RuntimeError(f"{spec.name}: layer {name!r} was put in group {group!r}, not one of {spec.groups}.")
         params = sum(int(np.prod(v.shape)) for v in layer.trainable_weights)
-        layers.append((LayerInfo(name=layer.name, group=group, kind=layer_kind(layer), num_params=params), layer))
+        layers.append((LayerInfo(name=name, group=group, kind=layer_kind(layer), num_params=params), layer))
     return KerasBackbone(
         spec=spec,
         model=model,
@@ -229,198 +204,3 @@ def load_weights_file(
         state = read_weights_file(path)
         load_torch_layout_state(backbone.layers, convert(state) if convert else state, what=where)
     finalize_layers(backbone.model)
-
-
-# ---------------------------------------------------------------- keras.applications
-
-
-def _keras_cache_file(file_name: str) -> Path | None:
-    home = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")).expanduser()
-    for base in (home, Path("/tmp/.keras")):
-        if (base / "models" / file_name).is_file():
-            return base / "models" / file_name
-    return None
-
-
-def _imagenet_application(
-    spec: BackboneSpec, constructor: Callable[..., keras.Model], shape: tuple[int, int, int], file_name: str
-) -> keras.Model:
-    try:
-        model: keras.Model = constructor(include_top=False, weights="imagenet", input_shape=shape)
-    except Exception as exc:  # URL errors, hash mismatches, a truncated cache file
-        source = spec.weights_source("imagenet")
-        cache = Path(os.environ.get("KERAS_HOME", "~/.keras")) / "models"
-        raise WeightsError(
-            f"cannot get the 'imagenet' weights of {spec.name} ({source.source if source else 'keras.applications'}): "
-            f"{type(exc).__name__}: {exc}. This machine may have no internet access. Download {file_name} from that "
-            f"address where there is, then put it in {cache} (Keras's download cache, where its hash is checked) "
-            f"or pass its path: weights='/path/to/{file_name}'."
-        ) from exc
-    return model
-
-
-def _build_application(
-    spec: BackboneSpec,
-    weights: WeightsArg,
-    image_size: tuple[int, int],
-    constructor: Callable[..., keras.Model],
-    group_of: Callable[[keras.Model], GroupOf],
-    file_name: str,
-    *,
-    after_load: Callable[[keras.Model], None] | None = None,
-    same_graph_for_imagenet: bool = True,
-) -> KerasBackbone:
-    size = check_image_size(spec, image_size)
-    kind, value = resolve_weights(spec, weights)
-    shape = (*size, spec.input.channels)
-    if kind == "named" and same_graph_for_imagenet:
-        model = _imagenet_application(spec, constructor, shape, file_name)
-    else:
-        model = constructor(include_top=False, weights=None, input_shape=shape)
-    if kind == "named" and not same_graph_for_imagenet:
-        model.set_weights(_imagenet_application(spec, constructor, shape, file_name).get_weights())
-    stable_layer_names(model)
-    weights_file = _keras_cache_file(file_name) if kind == "named" else value
-    backbone = assemble_backbone(spec, model, group_of(model), weights=weights, weights_file=weights_file)
-    if kind == "file":
-        load_weights_file(backbone, value)
-    if kind != "none" and after_load is not None:
-        after_load(model)
-    finalize_layers(model)
-    return backbone
-
-
-def _by_prefix(table: Iterable[tuple[str, str]]) -> Callable[[keras.Model], GroupOf]:
-    """Group by the first matching regular expression: ``[(pattern, group), ...]``."""
-    rules = [(re.compile(pattern), group) for pattern, group in table]
-
-    def group_of(name: str) -> str:
-        return next((group for pattern, group in rules if pattern.match(name)), "")
-
-    return lambda model: group_of
-
-
-def _ancestors(model: keras.Model, tensors: Iterable[Any]) -> set[str]:
-    """Names of the layers needed to compute ``tensors`` (each tensor's own layer included)."""
-    names: set[str] = set()
-    for tensor in tensors:
-        names |= {layer.name for layer in keras.Model(model.inputs, tensor, name="tlcore_probe").layers}
-    return names
-
-
-def _by_graph(model: keras.Model, groups: list[tuple[str, set[str]]], last: str) -> GroupOf:
-    """Each group is what its ancestor set adds to the previous groups'; ``last`` takes the rest."""
-    table: dict[str, str] = {}
-    for group, members in groups:
-        for name in members:
-            table.setdefault(name, group)
-    return lambda name: table.get(name, last)
-
-
-def _consumer(model: keras.Model, name: str) -> keras.layers.Layer:
-    """The one layer that takes ``name``'s output (the residual add after a block)."""
-    output = model.get_layer(name).output
-    for layer in model.layers:
-        inputs = layer.input if isinstance(layer.input, list) else [layer.input]
-        if any(t is output for t in inputs):
-            return layer
-    raise RuntimeError(f"{model.name}: nothing consumes {name!r}")
-
-
-def _inception_groups(model: keras.Model) -> GroupOf:
-    # The stem is what all four branches of mixed0 share; each group ends at its last concatenation.
-    branches = [_ancestors(model, [t]) for t in model.get_layer("mixed0").input]
-    stem = set.intersection(*branches)
-    return _by_graph(
-        model,
-        [("stem", stem), ("mixed5", _ancestors(model, [model.get_layer("mixed2").output])),
-         ("mixed6", _ancestors(model, [model.get_layer("mixed7").output]))],
-        "mixed7",
-    )  # fmt: skip
-
-
-def _xception_groups(model: keras.Model) -> GroupOf:
-    # Residual branches are unnamed; the add that ends a flow names everything it depends on.
-    entry = _ancestors(model, [_consumer(model, "block4_pool").output])
-    middle = _ancestors(model, [_consumer(model, "block12_sepconv3_bn").output])
-    return _by_graph(model, [("entry", entry), ("middle", middle)], "exit")
-
-
-_MOBILENET_V2_STAGES = {1: 2, 2: 2, 3: 3, 4: 3, 5: 3, 6: 4, 7: 4, 8: 4, 9: 4, 10: 5, 11: 5, 12: 5, 13: 6, 14: 6, 15: 6}
-_MOBILENET_V2_RULES = [
-    (r"(Conv1|bn_Conv1)$", "stem"),
-    (r"expanded_conv_", "stage1"),
-    *((rf"block_{i}_", f"stage{stage}") for i, stage in _MOBILENET_V2_STAGES.items()),
-    (r"block_16_", "stage7"),
-    (r"Conv_1", "top"),
-]
-_IMAGENET_STDDEV_RGB = np.array([0.229, 0.224, 0.225], dtype=np.float32)
-
-
-def _fold_efficientnet_std(model: keras.Model) -> None:
-    """Fold keras.applications' extra ``Rescaling(1 / sqrt(std))`` into the Normalization variance.
-
-    keras.applications' ImageNet file stores the ImageNet *std* as the
-    Normalization variance, and the model adds that rescaling only when it
-    loads "imagenet" itself (tensorflow/tensorflow#49930), so that in total
-    it divides by the std. Folding it (variance = std * std) keeps one graph
-    for every kind of weights; a variance that is not the std is left alone.
-    """
-    layer = model.get_layer("normalization")
-    variance = keras.ops.convert_to_numpy(layer.adapt_variance)
-    if np.allclose(variance, _IMAGENET_STDDEV_RGB, rtol=0, atol=1e-3):
-        layer.adapt_variance.assign(variance * _IMAGENET_STDDEV_RGB)
-        layer.finalize_state()
-
-
-def build_resnet50(spec: BackboneSpec, weights: WeightsArg, image_size: tuple[int, int]) -> KerasBackbone:
-    """ResNet-50 features (2048 channels, stride 32); groups stem (conv1), layer1..layer4 (conv2..conv5)."""
-    rules = [(r"conv1_", "stem"), *((rf"conv{i + 1}_", f"layer{i}") for i in range(1, 5))]
-    return _build_application(
-        spec, weights, image_size, keras.applications.ResNet50, _by_prefix(rules),
-        "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5",
-    )  # fmt: skip
-
-
-def build_mobilenet_v2(spec: BackboneSpec, weights: WeightsArg, image_size: tuple[int, int]) -> KerasBackbone:
-    """MobileNetV2 1.0 features (1280 channels); groups stem, stage1..stage7 (torchvision's split), top."""
-    size = image_size[0] if image_size[0] == image_size[1] and image_size[0] in (96, 128, 160, 192, 224) else 224
-    return _build_application(
-        spec, weights, image_size, keras.applications.MobileNetV2, _by_prefix(_MOBILENET_V2_RULES),
-        f"mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_{size}_no_top.h5",
-    )  # fmt: skip
-
-
-def build_vgg16(spec: BackboneSpec, weights: WeightsArg, image_size: tuple[int, int]) -> KerasBackbone:
-    """VGG-16 convolutional features (512 channels); groups block1..block5."""
-    rules = [(rf"block{i}_", f"block{i}") for i in range(1, 6)]
-    return _build_application(
-        spec, weights, image_size, keras.applications.VGG16, _by_prefix(rules),
-        "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5",
-    )  # fmt: skip
-
-
-def build_xception(spec: BackboneSpec, weights: WeightsArg, image_size: tuple[int, int]) -> KerasBackbone:
-    """Xception features (2048 channels); groups entry (blocks 1-4), middle (5-12), exit (13-14)."""
-    return _build_application(
-        spec, weights, image_size, keras.applications.Xception, _xception_groups,
-        "xception_weights_tf_dim_ordering_tf_kernels_notop.h5",
-    )  # fmt: skip
-
-
-def build_efficientnet_b0(spec: BackboneSpec, weights: WeightsArg, image_size: tuple[int, int]) -> KerasBackbone:
-    """EfficientNet-B0 features (1280 channels); groups stem, stage1..stage7, top. Takes 0..255 pixels."""
-    rules = [(r"(normalization|rescaling|stem_)", "stem"), *((rf"block{i}", f"stage{i}") for i in range(1, 8)),
-             (r"top_", "top")]  # fmt: skip
-    return _build_application(
-        spec, weights, image_size, keras.applications.EfficientNetB0, _by_prefix(rules), "efficientnetb0_notop.h5",
-        after_load=_fold_efficientnet_std, same_graph_for_imagenet=False,
-    )  # fmt: skip
-
-
-def build_inception_v3(spec: BackboneSpec, weights: WeightsArg, image_size: tuple[int, int]) -> KerasBackbone:
-    """Inception v3 up to mixed10 (2048 channels); groups stem, mixed5 (mixed0-2), mixed6 (3-7), mixed7 (8-10)."""
-    return _build_application(
-        spec, weights, image_size, keras.applications.InceptionV3, _inception_groups,
-        "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5",
-    )  # fmt: skip

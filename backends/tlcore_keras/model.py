@@ -115,6 +115,10 @@ class KerasModel(Model):
     def layers(self) -> list[LayerInfo]:
         return [info for info, _ in self._layers]
 
+    def named_layers(self) -> list[tuple[LayerInfo, keras.layers.Layer]]:
+        """Each backbone layer's description with its Keras layer, in forward order."""
+        return list(self._layers)
+
     def apply_freeze(self, plan: FreezePlan) -> None:
         self.check_plan(plan)
         self._net.backbone.trainable = True  # this sets every sublayer; the flags below decide

@@ -31,7 +31,7 @@ def tlcore_register_backends(register: Callable[[BackendInfo], None]) -> None:
 
 @hookimpl
 def tlcore_register_backbones(register: Callable[[BackboneSpec], None]) -> None:
-    """keras.applications backbones and the portable EfficientNet-Lite0, for each Keras backend."""
+    """The portable backbones (torchvision ResNets and MobileNetV2, EfficientNet-Lite0) and keras.applications."""
     from tlcore_keras.specs import keras_backbones
 
     for name in KERAS_BACKENDS:

@@ -4,14 +4,26 @@ This module imports no framework (no keras, tensorflow or jax): specs are
 registered when plugins load, and ``builder`` is imported only when a backbone
 is first built, after the Keras backend has been selected.
 
-Each spec records the preprocessing and BatchNorm values of the model as
-``keras.applications`` builds it (checked against the Keras 3.15 source), so
-that setting them explicitly changes nothing: ResNet50 uses epsilon 1.001e-5,
-MobileNetV2 epsilon 1e-3 and momentum 0.999, the others Keras's default
-epsilon 1e-3 and momentum 0.99. ``bn_momentum`` is always in PyTorch's
-convention (the weight of the new batch statistic): Keras momentum is
-``1 - spec.bn_momentum``. Names are the torch backend's where the model exists
-there, and so are the layer groups.
+Two kinds of backbone:
+
+- Portable ones: ``resnet18``, ``resnet50``, ``mobilenet_v2`` (torchvision's
+  structure, :mod:`tlcore_keras.torchvision_models`) and ``efficientnet_lite0``
+  (:mod:`tlcore_keras.efficientnet_lite`). Their specs are the torch
+  backend's, the backend and builder aside: same preprocessing, groups,
+  BatchNorm values, weights and layer names, so one set of weights (a
+  torchvision checkpoint, a neutral checkpoint) loads on every backend and
+  gives the same features.
+- ``keras.applications`` models: ``keras_resnet50``, ``keras_mobilenet_v2``,
+  ``vgg16``, ``xception``, ``efficientnet_b0``, ``inception_v3``, with
+  Keras's layer names and Keras's ImageNet files. Each spec records the
+  preprocessing and BatchNorm values of the model as ``keras.applications``
+  builds it (checked against the Keras 3.15 source), so that setting them
+  explicitly changes nothing: ResNet50 uses epsilon 1.001e-5, MobileNetV2
+  epsilon 1e-3 and momentum 0.999, the others Keras's default epsilon 1e-3
+  and momentum 0.99. Groups are named as on torch.
+
+``bn_momentum`` is always in PyTorch's convention (the weight of the new batch
+statistic): Keras momentum is ``1 - spec.bn_momentum``.
 """
 
 from __future__ import annotations
@@ -22,7 +34,7 @@ from tlcore_torch.specs import BACKBONES as TORCH_BACKBONES
 
 from tlcore import BackboneSpec, ImageInputSpec, UnknownBackendError, WeightsSource
 
-__all__ = ["KERAS_BACKEND_NAMES", "keras_backbones"]
+__all__ = ["KERAS_BACKEND_NAMES", "PORTABLE_BACKBONES", "keras_backbones"]
 
 KERAS_BACKEND_NAMES: tuple[str, ...] = ("keras-jax", "keras-tensorflow", "keras-torch")
 
@@ -74,7 +86,7 @@ def _application_specs(backend: str) -> tuple[BackboneSpec, ...]:
             name=name,
             backend=backend,
             family=family,
-            builder=f"tlcore_keras.backbones:build_{name}",
+            builder=f"tlcore_keras.applications:build_{name}",
             feature_channels=channels,
             input=input,
             groups=groups,
@@ -86,19 +98,21 @@ def _application_specs(backend: str) -> tuple[BackboneSpec, ...]:
 
     return (
         spec(
-            "resnet50", "resnet", 2048, _CAFFE, _RESNET_GROUPS,
+            "keras_resnet50", "resnet", 2048, _CAFFE, _RESNET_GROUPS,
             weights=_keras_weights("ResNet50", "MIT (Kaiming He's original Caffe release)", "ported from Caffe"),
             bn_epsilon=1.001e-5, bn_momentum=0.01,
-            description="ResNet-50 v1 (keras.applications; stride on the 1x1 convolution, as in Caffe), 23.6M "
-            "parameters without the classifier. Caffe preprocessing: BGR, ImageNet mean subtracted, no scaling.",
+            description="ResNet-50 v1 (keras.applications; stride on the 1x1 convolution, as in Caffe; convolutions "
+            "with biases), 23.6M parameters without the classifier. Caffe preprocessing: BGR, ImageNet mean "
+            "subtracted, no scaling. Keras's layer names: for torchvision's ResNet-50 on every backend, use resnet50.",
         ),
         spec(
-            "mobilenet_v2", "mobilenet", 1280, _TF, _STAGE_GROUPS,
+            "keras_mobilenet_v2", "mobilenet", 1280, _TF, _STAGE_GROUPS,
             weights=_keras_weights("MobileNetV2", "Apache-2.0 (TensorFlow models)", "alpha 1.0; Keras picks the "
                                    "file trained at the nearest of 96, 128, 160, 192, 224 px"),
             bn_epsilon=1e-3, bn_momentum=0.001,
-            description="MobileNetV2 1.0 (keras.applications), 2.3M parameters without the classifier; "
-            "pixels in [-1, 1].",
+            description="MobileNetV2 1.0 (keras.applications: TensorFlow padding), 2.3M parameters without the "
+            "classifier; pixels in [-1, 1]. Keras's layer names: for torchvision's MobileNetV2 on every backend, use "
+            "mobilenet_v2.",
         ),
         spec(
             "vgg16", "vgg", 512, _CAFFE, ("block1", "block2", "block3", "block4", "block5"),
@@ -138,13 +152,26 @@ def _application_specs(backend: str) -> tuple[BackboneSpec, ...]:
     )  # fmt: skip
 
 
-def _efficientnet_lite0(backend: str) -> BackboneSpec:
-    torch_spec = next(s for s in TORCH_BACKBONES if s.name == "efficientnet_lite0")
-    return dataclasses.replace(
-        torch_spec,
-        backend=backend,
-        builder="tlcore_keras.efficientnet_lite:build_efficientnet_lite0",
-        description=torch_spec.description + " Same structure, names and weights as on torch (portable).",
+_PORTABLE_BUILDERS = {
+    "resnet18": "tlcore_keras.torchvision_models:build_resnet18",
+    "resnet50": "tlcore_keras.torchvision_models:build_resnet50",
+    "mobilenet_v2": "tlcore_keras.torchvision_models:build_mobilenet_v2",
+    "efficientnet_lite0": "tlcore_keras.efficientnet_lite:build_efficientnet_lite0",
+}
+PORTABLE_BACKBONES: tuple[str, ...] = tuple(_PORTABLE_BUILDERS)
+
+
+def _portable_specs(backend: str) -> tuple[BackboneSpec, ...]:
+    """The torch backend's specs of the portable backbones, built by this backend."""
+    torch_specs = {spec.name: spec for spec in TORCH_BACKBONES}
+    return tuple(
+        dataclasses.replace(
+            torch_specs[name],
+            backend=backend,
+            builder=builder,
+            description=torch_specs[name].description + " Same structure, names and weights as on torch (portable).",
+        )
+        for name, builder in _PORTABLE_BUILDERS.items()
     )
 
 
@@ -152,4 +179,4 @@ def keras_backbones(backend: str) -> tuple[BackboneSpec, ...]:
     """The backbone specs of one Keras backend: ``keras-jax``, ``keras-tensorflow`` or ``keras-torch``."""
     if backend not in KERAS_BACKEND_NAMES:
         raise UnknownBackendError(backend, KERAS_BACKEND_NAMES, where="the Keras plugin")
-    return (*_application_specs(backend), _efficientnet_lite0(backend))
+    return (*_portable_specs(backend), *_application_specs(backend))

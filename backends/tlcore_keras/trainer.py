@@ -4,21 +4,23 @@ Each phase compiles the model (or, with cached features, the head alone) and
 trains with ``train_on_batch``, which Keras runs as a compiled step: ``jit``
 on JAX, ``tf.function`` on TensorFlow. Every default that frameworks disagree
 on comes from the phase: Adam epsilon and betas, SGD momentum, the loss on
-logits, and weight decay with torch's meaning (``adam``/``sgd``: L2 added to
-the gradient; ``adamw``: decoupled).
+logits, and the optimizers' update rules, which are torch's
+(:mod:`tlcore_keras.optimizers`), with per-group learning rates.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import keras
 import numpy as np
 
 from tlcore import TLCoreError
-from tlcore.training import Phase, Trainer, TrainerOptions
+from tlcore.training import LearningRateScales, Phase, Trainer, TrainerOptions
 from tlcore_keras.model import KerasModel, sync_state, to_numpy
+from tlcore_keras.optimizers import TorchAdam, TorchOptimizer, TorchSGD, carry_state
 
 
 @keras.saving.register_keras_serializable(package="tlcore")
@@ -49,27 +51,6 @@ class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
         return {"max_lr": self.max_lr, "total_steps": self.total_steps, "warmup_fraction": self.warmup_fraction}
 
 
-def _with_l2(base: type[keras.optimizers.Optimizer]) -> type[keras.optimizers.Optimizer]:
-    class CoupledDecay(base):  # type: ignore[misc,valid-type]
-        """``base`` with torch's weight decay: ``gradient += decay * variable`` before the update."""
-
-        def __init__(self, *, l2: float, **kwargs: Any) -> None:
-            super().__init__(**kwargs)
-            self.l2 = l2
-
-        def update_step(self, gradient: Any, variable: Any, learning_rate: Any) -> None:
-            if self.l2:
-                gradient = keras.ops.add(gradient, keras.ops.multiply(self.l2, variable))
-            super().update_step(gradient, variable, learning_rate)
-
-    CoupledDecay.__name__ = f"{base.__name__}CoupledDecay"
-    return CoupledDecay
-
-
-AdamL2 = _with_l2(keras.optimizers.Adam)
-SGDL2 = _with_l2(keras.optimizers.SGD)
-
-
 def make_schedule(phase: Phase, total_steps: int) -> Any:
     """The phase's schedule as a Keras ``LearningRateSchedule`` (or a constant)."""
     steps_per_epoch = max(1, total_steps // phase.epochs)
@@ -84,23 +65,39 @@ def make_schedule(phase: Phase, total_steps: int) -> Any:
     return phase.learning_rate
 
 
-def make_optimizer(phase: Phase, total_steps: int) -> keras.optimizers.Optimizer:
-    """The phase's optimizer, every default passed explicitly."""
+def make_optimizer(phase: Phase, total_steps: int, scales: Mapping[str, float] | None = None) -> TorchOptimizer:
+    """The phase's optimizer with torch's update rule and every default passed explicitly.
+
+    ``scales`` maps variable paths to learning-rate factors (per-group rates).
+    """
     rate = make_schedule(phase, total_steps)
-    beta_1, beta_2 = phase.adam_betas
-    if phase.optimizer == "adam":
-        return AdamL2(
-            l2=phase.weight_decay, learning_rate=rate, beta_1=beta_1, beta_2=beta_2, epsilon=phase.adam_epsilon
-        )
-    if phase.optimizer == "adamw":
-        return keras.optimizers.AdamW(
+    if phase.optimizer in ("adam", "adamw"):
+        beta_1, beta_2 = phase.adam_betas
+        return TorchAdam(
             learning_rate=rate,
-            weight_decay=phase.weight_decay,
             beta_1=beta_1,
             beta_2=beta_2,
             epsilon=phase.adam_epsilon,
+            weight_decay=phase.weight_decay,
+            decoupled=phase.optimizer == "adamw",
+            scales=scales,
         )
-    return SGDL2(l2=phase.weight_decay, learning_rate=rate, momentum=phase.momentum, nesterov=phase.nesterov)
+    return TorchSGD(
+        learning_rate=rate,
+        momentum=phase.momentum,
+        nesterov=phase.nesterov,
+        weight_decay=phase.weight_decay,
+        scales=scales,
+    )
+
+
+def variable_scales(model: KerasModel, scales: LearningRateScales) -> dict[str, float]:
+    """``{variable path: learning-rate factor}`` for the backbone's layers and the head."""
+    paths = {variable.path: scales.head for variable in model.native.head.weights}
+    for info, layer in model.named_layers():
+        factor = scales.of(info.name)
+        paths.update({variable.path: factor for variable in layer.weights})
+    return paths
 
 
 def gpu_available() -> bool:
@@ -137,17 +134,20 @@ class KerasTrainer(Trainer):
         self.total_steps = 0
         self.cached = False
         self.target: keras.Model | None = None
-        self.optimizer: keras.optimizers.Optimizer | None = None
+        self.optimizer: TorchOptimizer | None = None
         self.mixed_precision = options.mixed_precision and gpu_available()
         if self.mixed_precision:
             use_mixed_precision(self.net)
 
-    def _compile(self, steps_done: int = 0) -> None:
+    def _compile(self) -> None:
         if self.phase is None:
             raise TLCoreError("internal: compile before a phase began")
         self.target = self.net.head if self.cached else self.net
-        self.optimizer = make_optimizer(self.phase, self.total_steps)
-        self.optimizer.iterations.assign(steps_done)
+        previous = self.optimizer
+        self.optimizer = make_optimizer(self.phase, self.total_steps, variable_scales(self.keras_model, self.lr_scales))
+        if previous is not None:  # the plan changed mid-phase: keep the moments of what already trained
+            sync_state(self.net)
+            carry_state(previous, self.optimizer, self.target.trainable_variables)
         self.target.compile(
             optimizer=self.optimizer,
             loss=keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=self.phase.label_smoothing),
@@ -157,13 +157,14 @@ class KerasTrainer(Trainer):
 
     def _begin_phase(self, phase: Phase, total_steps: int, cached: bool) -> None:
         self.phase, self.total_steps, self.cached = phase, total_steps, cached
+        self.optimizer = None
         self._compile()
 
     def _plan_changed(self) -> None:
-        # Keras collects trainable variables when it compiles: compile again, keeping the schedule's step.
+        # Keras collects trainable variables when it compiles: compile again with a new optimizer that carries
+        # the old one's state (moments, step counts, the schedule's position), as torch's optimizer would.
         if self.phase is not None and self.optimizer is not None:
-            steps = int(to_numpy(self.optimizer.iterations))
-            self._compile(steps)
+            self._compile()
 
     def _train_step(self, inputs: np.ndarray, labels: np.ndarray, cached: bool) -> tuple[float, int]:
         if self.target is None:

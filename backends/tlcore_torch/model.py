@@ -123,6 +123,10 @@ class TorchModel(Model):
     def layers(self) -> list[LayerInfo]:
         return [info for info, _ in self._layers]
 
+    def named_layers(self) -> list[tuple[LayerInfo, nn.Module]]:
+        """Each backbone layer's description with its module, in forward order."""
+        return list(self._layers)
+
     def apply_freeze(self, plan: FreezePlan) -> None:
         self.check_plan(plan)
         for parameter in self._net.backbone.parameters():

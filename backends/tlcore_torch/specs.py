@@ -36,13 +36,15 @@ _TORCHVISION_NOTE = (
 )
 
 
-def _torchvision_weights(enum_member: str, note: str = "") -> tuple[WeightsSource, ...]:
+def _torchvision_weights(enum_member: str, file_name: str, note: str = "") -> tuple[WeightsSource, ...]:
+    """``file_name`` is the one torchvision downloads (``<enum_member>.url``): its sha256 prefix is checked."""
     return (
         WeightsSource(
             name="imagenet",
             source=f"torchvision {enum_member}",
             license=_TORCHVISION_LICENSE,
             description=f"ImageNet-1k classifier weights from torchvision's {enum_member}.{note}{_TORCHVISION_NOTE}",
+            url=f"https://download.pytorch.org/models/{file_name}",
         ),
     )
 
@@ -59,7 +61,7 @@ BACKBONES: tuple[BackboneSpec, ...] = (
         feature_channels=512,
         input=_IMAGENET,
         groups=_RESNET_GROUPS,
-        weights=_torchvision_weights("ResNet18_Weights.IMAGENET1K_V1"),
+        weights=_torchvision_weights("ResNet18_Weights.IMAGENET1K_V1", "resnet18-f37072fd.pth"),
         bn_epsilon=1e-5,
         bn_momentum=0.1,
         description="ResNet-18 (torchvision), 11.2M parameters without the classifier.",
@@ -72,7 +74,7 @@ BACKBONES: tuple[BackboneSpec, ...] = (
         feature_channels=2048,
         input=_IMAGENET,
         groups=_RESNET_GROUPS,
-        weights=_torchvision_weights("ResNet50_Weights.IMAGENET1K_V1"),
+        weights=_torchvision_weights("ResNet50_Weights.IMAGENET1K_V1", "resnet50-0676ba61.pth"),
         bn_epsilon=1e-5,
         bn_momentum=0.1,
         description="ResNet-50 (torchvision), 23.5M parameters without the classifier.",
@@ -85,7 +87,7 @@ BACKBONES: tuple[BackboneSpec, ...] = (
         feature_channels=1280,
         input=_IMAGENET,
         groups=_STAGE_GROUPS,
-        weights=_torchvision_weights("MobileNet_V2_Weights.IMAGENET1K_V1"),
+        weights=_torchvision_weights("MobileNet_V2_Weights.IMAGENET1K_V1", "mobilenet_v2-b0353104.pth"),
         bn_epsilon=1e-5,
         bn_momentum=0.1,
         description="MobileNetV2 1.0 (torchvision), 2.2M parameters without the classifier.",
@@ -98,7 +100,7 @@ BACKBONES: tuple[BackboneSpec, ...] = (
         feature_channels=512,
         input=_IMAGENET,
         groups=("block1", "block2", "block3", "block4", "block5"),
-        weights=_torchvision_weights("VGG16_Weights.IMAGENET1K_V1"),
+        weights=_torchvision_weights("VGG16_Weights.IMAGENET1K_V1", "vgg16-397923af.pth"),
         bn_epsilon=1e-5,
         bn_momentum=0.1,
         description="VGG-16 convolutional part (torchvision, no BatchNorm), 14.7M parameters.",
@@ -112,7 +114,9 @@ BACKBONES: tuple[BackboneSpec, ...] = (
         input=_IMAGENET,
         groups=_STAGE_GROUPS,
         weights=_torchvision_weights(
-            "EfficientNet_B0_Weights.IMAGENET1K_V1", " Trained in PyTorch by Ross Wightman (timm), not the TF original."
+            "EfficientNet_B0_Weights.IMAGENET1K_V1",
+            "efficientnet_b0_rwightman-7f5810bc.pth",
+            " Trained in PyTorch by Ross Wightman (timm), not the TF original.",
         ),
         bn_epsilon=1e-5,
         bn_momentum=0.1,
@@ -127,7 +131,9 @@ BACKBONES: tuple[BackboneSpec, ...] = (
         input=_INCEPTION,
         groups=("stem", "mixed5", "mixed6", "mixed7"),
         weights=_torchvision_weights(
-            "Inception_V3_Weights.IMAGENET1K_V1", " Ported by torchvision from the original TensorFlow release."
+            "Inception_V3_Weights.IMAGENET1K_V1",
+            "inception_v3_google-0cc3c7bd.pth",
+            " Ported by torchvision from the original TensorFlow release.",
         ),
         bn_epsilon=1e-3,
         bn_momentum=0.1,

@@ -9,30 +9,42 @@ import torch
 import torch.nn.functional as F
 
 from tlcore import TLCoreError
-from tlcore.training import Phase, Trainer, TrainerOptions
+from tlcore.training import LearningRateScales, Phase, Trainer, TrainerOptions
 from tlcore_torch.model import TorchModel
 
+ParamGroups = list[dict[str, Any]]
 
-def make_optimizer(phase: Phase, parameters: list[torch.nn.Parameter]) -> torch.optim.Optimizer:
-    """The phase's optimizer, with every default that frameworks disagree on passed explicitly."""
-    if phase.optimizer == "adam":
-        return torch.optim.Adam(
-            parameters,
-            lr=phase.learning_rate,
-            betas=phase.adam_betas,
-            eps=phase.adam_epsilon,
-            weight_decay=phase.weight_decay,
-        )
-    if phase.optimizer == "adamw":
-        return torch.optim.AdamW(
-            parameters,
+
+def parameter_groups(model: TorchModel, scales: LearningRateScales, *, head_only: bool) -> ParamGroups:
+    """The model's parameters grouped by learning-rate factor (``scale`` in each group), head first.
+
+    Frozen parameters are included: they get no gradient, so torch skips them,
+    and the groups stay the same when gradual unfreezing changes what trains.
+    """
+    by_scale: dict[float, list[torch.nn.Parameter]] = {scales.head: list(model.native.head.parameters())}
+    if not head_only:
+        for info, module in model.named_layers():
+            by_scale.setdefault(scales.of(info.name), []).extend(module.parameters(recurse=False))
+    return [{"params": params, "scale": scale} for scale, params in by_scale.items()]
+
+
+def make_optimizer(phase: Phase, groups: ParamGroups) -> torch.optim.Optimizer:
+    """The phase's optimizer, with every default that frameworks disagree on passed explicitly.
+
+    Each group's learning rate is the phase's times the group's ``scale``.
+    """
+    groups = [{**group, "lr": phase.learning_rate * group["scale"]} for group in groups]
+    if phase.optimizer in ("adam", "adamw"):
+        kind = torch.optim.Adam if phase.optimizer == "adam" else torch.optim.AdamW
+        return kind(
+            groups,
             lr=phase.learning_rate,
             betas=phase.adam_betas,
             eps=phase.adam_epsilon,
             weight_decay=phase.weight_decay,
         )
     return torch.optim.SGD(
-        parameters,
+        groups,
         lr=phase.learning_rate,
         momentum=phase.momentum,
         nesterov=phase.nesterov,
@@ -53,7 +65,10 @@ def make_schedule(
         )
     if phase.schedule == "onecycle":
         return torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=phase.learning_rate, total_steps=max(2, total_steps), pct_start=phase.warmup_fraction
+            optimizer,
+            max_lr=[phase.learning_rate * group["scale"] for group in optimizer.param_groups],
+            total_steps=max(2, total_steps),
+            pct_start=phase.warmup_fraction,
         )
     return None
 
@@ -83,8 +98,7 @@ class TorchTrainer(Trainer):
         return torch.autocast(device_type="cuda", dtype=self.amp_dtype)
 
     def _begin_phase(self, phase: Phase, total_steps: int, cached: bool) -> None:
-        module = self.net.head if cached else self.net
-        self.optimizer = make_optimizer(phase, list(module.parameters()))
+        self.optimizer = make_optimizer(phase, parameter_groups(self.torch_model, self.lr_scales, head_only=cached))
         self.schedule = make_schedule(phase, self.optimizer, total_steps)
         self.label_smoothing = phase.label_smoothing
 
@@ -121,7 +135,10 @@ class TorchTrainer(Trainer):
         return features.float().cpu().numpy()
 
     def _learning_rate(self) -> float:
-        return float(self.optimizer.param_groups[0]["lr"]) if self.optimizer is not None else 0.0
+        if self.optimizer is None:
+            return 0.0
+        group = self.optimizer.param_groups[0]  # the phase's rate: the group's, without its factor
+        return float(group["lr"]) / float(group["scale"])
 
     def _snapshot(self) -> dict[str, torch.Tensor]:
         return {k: v.detach().clone() for k, v in self.net.state_dict().items()}

@@ -21,6 +21,9 @@ import pytest
 import tlcore
 from tlcore.data import Augmentation, Batches, Dataset, ImagePipeline
 
+PORTABLE_BACKBONES = ("efficientnet_lite0", "mobilenet_v2", "resnet18", "resnet50")
+"""Backbones with the same structure, layer names and weights on every backend that provides them."""
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--backend", action="append", default=[], help="run the contract suite on this backend only")

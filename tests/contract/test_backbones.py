@@ -1,4 +1,8 @@
-"""Every backbone builds and gives features of the declared shape."""
+"""Every backbone builds and gives features of the declared shape.
+
+The portable backbones (built from scratch, quick) run in every test run; the
+framework-specific ones (torchvision's and keras.applications' other models) are slow.
+"""
 
 from __future__ import annotations
 
@@ -7,16 +11,16 @@ import pytest
 
 import tlcore
 
+from .conftest import PORTABLE_BACKBONES
+
 
 def _backbones() -> list[str]:
     return sorted({name for (_, name) in tlcore.load_plugins().backbones})
 
 
-PORTABLE = "efficientnet_lite0"
-
-
 @pytest.mark.parametrize(
-    "backbone", [pytest.param(name, marks=[] if name == PORTABLE else [pytest.mark.slow]) for name in _backbones()]
+    "backbone",
+    [pytest.param(name, marks=[] if name in PORTABLE_BACKBONES else [pytest.mark.slow]) for name in _backbones()],
 )
 def test_backbone_builds_with_declared_feature_shape(backend: tlcore.Backend, backbone: str) -> None:
     registry = tlcore.load_plugins()

@@ -25,12 +25,15 @@ import numpy as np
 import pytest
 
 KERAS_FRAMEWORKS = {"keras-jax": "jax", "keras-tensorflow": "tensorflow", "keras-torch": "torch"}
-BACKBONES = ("resnet50", "mobilenet_v2", "vgg16", "xception", "efficientnet_b0", "inception_v3", "efficientnet_lite0")
+PORTABLE = ("resnet18", "resnet50", "mobilenet_v2", "efficientnet_lite0")
+APPLICATIONS = ("keras_resnet50", "keras_mobilenet_v2", "vgg16", "xception", "efficientnet_b0", "inception_v3")
+BACKBONES = (*PORTABLE, *APPLICATIONS)
 # What the quick run builds per backend; the first also runs the layout and weights checks.
 QUICK = {
     "keras-torch": ("efficientnet_lite0", *(name for name in BACKBONES if name != "efficientnet_lite0")),
-    "keras-tensorflow": ("efficientnet_lite0", "vgg16", "efficientnet_b0"),  # b0: Normalization refresh shows here
-    "keras-jax": ("vgg16",),
+    # efficientnet_b0: its Normalization refresh shows on TensorFlow.
+    "keras-tensorflow": ("efficientnet_lite0", "vgg16", "efficientnet_b0", "resnet18", "mobilenet_v2"),
+    "keras-jax": ("vgg16", "resnet18"),
 }
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -131,6 +134,20 @@ def test_weights_from_files_names_and_errors(backend: str, probes: Probes) -> No
     assert checks["misspelt_name"].startswith("WeightsError") and "Did you mean 'imagenet'?" in checks["misspelt_name"]
     assert checks["missing_file"].startswith("WeightsError") and "does not exist" in checks["missing_file"]
     assert checks["too_small"].startswith("ConfigError") and "at least 71x71" in checks["too_small"]
+    portable = checks["torchvision_imagenet"]
+    assert portable["loaded"], "'imagenet' (a file:// URL here) is downloaded, verified, and loaded without fc"
+    assert portable["cached"] and portable["weights_file_in_cache"]
+    assert portable["second_build_reads_cache"]
+    tampered = portable["tampered"]
+    assert tampered.startswith("WeightsError") and "resnet18-00000000.safetensors" in tampered
+    assert "should start with 00000000" in tampered and portable["tampered_sha256"] in tampered
+    assert portable["no_partial_files"]
+    offline = portable["offline"]
+    assert offline.startswith("WeightsError") and "cannot download" in offline
+    assert "weights='/path/to/resnet18-deadbeef.pth'" in offline
+    assert portable["torchvision_pth_like_file"], "a state dict file with fc.* keys loads, fc dropped"
+    assert portable["conv_std"] == pytest.approx(portable["torch_conv_std"], rel=0.05)
+    assert portable["depthwise_std"] == pytest.approx(portable["torch_depthwise_std"], rel=0.05)
     if "b0_folded_variance" in checks:
         assert np.allclose(checks["b0_folded_variance"], np.array([0.229, 0.224, 0.225]) ** 2)
 
@@ -293,6 +310,8 @@ def _weights_checks(specs: dict[str, Any], keras: Any, folder: Path, names: list
     )
     checks["lite0_keys"] = sorted(imagenet)
 
+    checks["torchvision_imagenet"] = _torchvision_weights_checks(specs["resnet18"], keras, folder)
+
     if "efficientnet_b0" in names:  # keras.applications' file stores the std as variance; it is folded on load
         import h5py
         from keras.src.legacy.saving.legacy_h5_format import save_weights_to_hdf5_group
@@ -304,6 +323,61 @@ def _weights_checks(specs: dict[str, Any], keras: Any, folder: Path, names: list
         loaded = build_backbone(specs["efficientnet_b0"], folder / "efficientnetb0_notop.h5", (32, 32))
         variance = keras.ops.convert_to_numpy(loaded.model.get_layer("normalization").adapt_variance)
         checks["b0_folded_variance"] = variance.tolist()
+    return checks
+
+
+def _torchvision_weights_checks(spec: Any, keras: Any, folder: Path) -> dict[str, Any]:
+    """A portable ResNet-18's "imagenet" weights from a file:// URL: verified, cached, refused when tampered."""
+    import dataclasses
+    import hashlib
+
+    from safetensors.numpy import save_file
+    from tlcore_keras.backbones import build_backbone
+    from tlcore_keras.torchvision_models import mobilenet_v2
+
+    checks: dict[str, Any] = {}
+    folder = folder / f"torchvision-{keras.backend.backend()}"  # the probes of every backend share the parent
+    folder.mkdir()
+    os.environ["TLCORE_CACHE"] = str(folder / "tlcore_cache")
+    os.environ["TORCH_HOME"] = str(folder / "torch_home")  # no torch hub copy to find
+    random = build_backbone(spec, None, (32, 32))
+    expected = _state(random)
+    classifier = {"fc.weight": np.zeros((1000, 512), np.float32), "fc.bias": np.zeros(1000, np.float32)}
+    upstream = folder / "upstream"
+    upstream.mkdir()
+    save_file({**expected, **classifier}, str(upstream / "r18.safetensors"))
+    data = (upstream / "r18.safetensors").read_bytes()
+    digest = hashlib.sha256(data).hexdigest()
+    good = upstream / f"resnet18-{digest[:8]}.safetensors"
+    good.write_bytes(data)
+
+    def with_url(url: str) -> Any:
+        return dataclasses.replace(spec, weights=(dataclasses.replace(spec.weights[0], url=url),))
+
+    loaded = build_backbone(with_url(good.as_uri()), "imagenet", (32, 32))
+    cached = folder / "tlcore_cache" / "weights" / good.name
+    checks["loaded"] = _same(_state(loaded), expected)
+    checks["cached"] = cached.is_file()
+    checks["weights_file_in_cache"] = loaded.weights_file == cached
+    good.unlink()  # the upstream is gone: the cache serves
+    checks["second_build_reads_cache"] = _same(
+        _state(build_backbone(with_url(good.as_uri()), "imagenet", (32, 32))), expected
+    )
+    tampered = upstream / "resnet18-00000000.safetensors"
+    tampered.write_bytes(data)
+    checks["tampered"] = _error(lambda: build_backbone(with_url(tampered.as_uri()), "imagenet", (32, 32)))
+    checks["tampered_sha256"] = digest
+    checks["no_partial_files"] = sorted(p.name for p in cached.parent.iterdir()) == [cached.name]
+    missing = (folder / "nowhere" / "resnet18-deadbeef.pth").as_uri()
+    checks["offline"] = _error(lambda: build_backbone(with_url(missing), "imagenet", (32, 32)))
+    checks["torchvision_pth_like_file"] = _same(
+        _state(build_backbone(spec, upstream / "r18.safetensors", (32, 32))), expected
+    )
+    conv = keras.ops.convert_to_numpy(random.model.get_layer("layer1_0_conv1").kernel)  # (3, 3, 64, 64)
+    checks["conv_std"], checks["torch_conv_std"] = float(conv.std()), float(np.sqrt(2 / (9 * 64)))
+    model, _ = mobilenet_v2(dataclasses.replace(spec, name="mobilenet_v2"), (32, 32))
+    depthwise = keras.ops.convert_to_numpy(model.get_layer("features_13_conv_1_0").kernel)  # (3, 3, 576, 1)
+    checks["depthwise_std"], checks["torch_depthwise_std"] = float(depthwise.std()), float(np.sqrt(2 / (9 * 576)))
     return checks
 
 

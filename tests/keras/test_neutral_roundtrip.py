@@ -5,16 +5,22 @@ backend, in a process of its own (this file is also the script those
 processes run: ``python test_neutral_roundtrip.py BACKEND FOLDER``), builds
 efficientnet_lite0 with ``weights=<that manifest>``, exports its backbone with
 ``Model.export_backbone`` and saves its features. The exported tensors must
-hash the same as the converted ones, bit for bit.
+hash the same as the converted ones, bit for bit. The torch process also
+saves a torchvision resnet18 state dict and converts it with ``tlcore
+convert``; each Keras backend's resnet18 loads the result (and the ``.pth``
+itself) and gives torch's features.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import io
 import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -77,13 +83,28 @@ def torch_folder(converted: Path) -> Path:
     return converted
 
 
+@pytest.fixture(scope="module")
+def backend_folder(torch_folder: Path) -> Callable[[str], Path]:
+    """``torch_folder`` after the process of a backend ran there (once per backend)."""
+    done: set[str] = {"torch"}
+
+    def run(backend: str) -> Path:
+        framework = KERAS_FRAMEWORKS.get(backend, "torch")
+        if _missing(framework, "keras" if backend in KERAS_FRAMEWORKS else framework):
+            pytest.skip(f"needs {framework}")
+        if backend not in done:
+            _run(backend, torch_folder)
+            done.add(backend)
+        return torch_folder
+
+    return run
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_export_after_loading_keeps_every_tensor(backend: str, converted: Path, torch_folder: Path) -> None:
-    framework = KERAS_FRAMEWORKS.get(backend, "torch")
-    if _missing(framework, "keras" if backend in KERAS_FRAMEWORKS else framework):
-        pytest.skip(f"needs {framework}")
-    if backend != "torch":
-        _run(backend, converted)
+def test_export_after_loading_keeps_every_tensor(
+    backend: str, converted: Path, torch_folder: Path, backend_folder: Callable[[str], Path]
+) -> None:
+    backend_folder(backend)
     source = _manifest(converted / "lite0.json")
     exported = _manifest(converted / f"{backend}.json")
     assert exported["tensors_sha256"] == source["tensors_sha256"]
@@ -100,6 +121,21 @@ def test_torch_features_from_neutral_equal_imagenet(torch_folder: Path) -> None:
     imagenet = np.load(torch_folder / "imagenet_features.npy")
     assert neutral.shape == (2, 2, 2, 1280)
     assert np.array_equal(neutral, imagenet)
+
+
+@pytest.mark.parametrize("backend", tuple(KERAS_FRAMEWORKS))
+def test_keras_resnet18_loads_a_converted_torchvision_checkpoint(
+    backend: str, backend_folder: Callable[[str], Path]
+) -> None:
+    """``tlcore convert`` of a torchvision resnet18 ``.pth``: Keras's resnet18 loads it, and the ``.pth`` itself."""
+    folder = backend_folder(backend)
+    expected = np.load(folder / "resnet18_neutral.npy")
+    from_neutral = np.load(folder / f"{backend}_resnet18_neutral.npy")
+    assert from_neutral.shape == expected.shape == (2, 2, 2, 512)
+    difference = float(np.abs(from_neutral - expected).max())
+    print(f"{backend} resnet18 from tlcore convert: max abs difference {difference:.2e} (up to {expected.max():.2f})")
+    assert difference <= TOLERANCE
+    assert np.array_equal(np.load(folder / f"{backend}_resnet18_pth.npy"), from_neutral)
 
 
 def test_torchvision_checkpoint_round_trip(torch_folder: Path) -> None:
@@ -124,22 +160,31 @@ def _export(backend_name: str, folder: Path) -> None:
     )
     model.export_backbone(folder / backend_name)
     np.save(folder / f"{backend_name}_features.npy", model.features(images))
+    if backend_name in KERAS_FRAMEWORKS:  # the torch process converted a torchvision resnet18 .pth before
+        resnet18 = tlcore.load_plugins().backbone("resnet18", backend_name)
+        for weights, name in ((folder / "resnet18.json", "neutral"), (folder / "resnet18.pth", "pth")):
+            model = backend.build_model(
+                resnet18, tlcore.HeadSpec(2), weights=str(weights), seed=0, image_size=(SIZE, SIZE)
+            )
+            np.save(folder / f"{backend_name}_resnet18_{name}.npy", model.features(images))
     if backend_name == "torch":
         reference = backend.build_model(spec, tlcore.HeadSpec(2), weights="imagenet", seed=0, image_size=(SIZE, SIZE))
         np.save(folder / "imagenet_features.npy", reference.features(images))
 
 
 def _torchvision(folder: Path) -> None:
-    """A torchvision resnet18 state dict (random weights, saved by torch) -> convert -> load -> export."""
+    """A torchvision resnet18 state dict (random weights, saved by torch) -> tlcore convert -> load -> export."""
     import torch
     import torchvision
 
     import tlcore
-    from tlcore.checkpoints import convert_checkpoint
+    from tlcore._cli import main
 
     torch.manual_seed(0)
     torch.save(torchvision.models.resnet18().state_dict(), folder / "resnet18.pth")
-    convert_checkpoint(folder / "resnet18.pth", folder / "resnet18", architecture="resnet18")
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert main(["convert", str(folder / "resnet18.pth"), "--out", str(folder / "resnet18"),
+                     "--architecture", "resnet18"]) == 0  # fmt: skip
     backend = tlcore.get_backend("torch")
     spec = tlcore.load_plugins().backbone("resnet18", "torch")
     images = np.load(folder / "images.npy")

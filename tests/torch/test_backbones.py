@@ -260,3 +260,15 @@ def test_frozen_batchnorm_stays_in_eval_mode_after_train() -> None:
     model.apply_freeze(tlcore.Unfrozen().plan(layers))
     model.native.train()
     assert not any(modules[name].training for name in modes), "by default every BatchNorm is in inference mode"
+
+
+def test_imagenet_urls_are_the_files_torchvision_downloads() -> None:
+    """Other backends download torchvision's weights from the spec's URL, checked by the hash in its name."""
+    import torchvision.models as tvm
+
+    for spec in BACKBONES:
+        source = spec.weights_source("imagenet")
+        assert source is not None
+        if source.source.startswith("torchvision "):
+            enum_name, _, member = source.source.removeprefix("torchvision ").partition(".")
+            assert source.url == getattr(tvm, enum_name)[member].url, spec.name

@@ -223,3 +223,35 @@ def test_convert_neutral_source_keeps_its_origin(tmp_path: Path) -> None:
     assert (second["source"], second["license"]) == ("a unit test", "CC0-1.0")
     with pytest.raises(WeightsError, match="not 'efficientnet_lite0'"):
         convert_checkpoint(tmp_path / "a.json", tmp_path / "c")
+
+
+def test_convert_imagenet_torchvision_downloads_the_registered_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import dataclasses
+    import hashlib
+
+    from tlcore.checkpoints import _convert
+
+    state = {f"layer1.0.{k}": v for k, v in _state().items()}
+    upstream = tmp_path / "upstream"
+    upstream.mkdir()
+    safetensors.numpy.save_file({**state, "fc.weight": np.ones((2, 4), np.float32)}, str(upstream / "w.safetensors"))
+    data = (upstream / "w.safetensors").read_bytes()
+    name = f"resnet18-{hashlib.sha256(data).hexdigest()[:8]}.safetensors"
+    (upstream / name).write_bytes(data)
+    spec = load_plugins().backbone("resnet18", "torch")
+    imagenet = spec.weights_source("imagenet")
+    assert imagenet is not None and imagenet.url == "https://download.pytorch.org/models/resnet18-f37072fd.pth"
+    offline = dataclasses.replace(spec, weights=(dataclasses.replace(imagenet, url=(upstream / name).as_uri()),))
+    monkeypatch.setattr(_convert, "convertible", lambda: {"resnet18": offline})
+    monkeypatch.setenv("TLCORE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
+    result = convert_checkpoint("imagenet:resnet18", tmp_path / "r18")
+    manifest, loaded = read_neutral(result.manifest, architecture="resnet18")
+    assert sorted(loaded) == sorted(k for k in state if not k.endswith("num_batches_tracked"))
+    assert result.dropped == ("fc.weight",)
+    assert manifest["source"] == f"torchvision resnet18 checkpoint {name}" and manifest["license"] == imagenet.license
+    assert (tmp_path / "cache" / "weights" / name).is_file()
+    with pytest.raises(UnknownBackboneError, match="Did you mean 'imagenet:resnet18'"):
+        convert_checkpoint("imagenet:resnet19", tmp_path / "r19")

@@ -8,7 +8,10 @@ Two kinds of source are understood, both read without any framework:
   ``imagenet:efficientnet_lite0`` names that package's own file.
 - A torchvision state dict (``resnet18``, ``mobilenet_v2`` ...): torchvision's
   key names are the canonical names already; the classifier (``fc.``,
-  ``classifier.``, ``AuxLogits.``) is dropped.
+  ``classifier.``, ``AuxLogits.``) is dropped. ``imagenet:resnet18`` (any
+  architecture whose spec gives the file's address) names torchvision's
+  ImageNet file: torch hub's copy, or a download into tlcore's cache, checked
+  against the sha256 prefix in its name.
 
 A neutral checkpoint is accepted too (hash and architecture checked). Source
 and license come from its manifest, or from the registered backbone spec when
@@ -19,7 +22,6 @@ the file is the one it describes; else the file is named and the license is
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,7 +40,14 @@ from tlcore.checkpoints._neutral import (
     read_neutral,
     write_neutral,
 )
-from tlcore.weights import file_sha256, mismatch_problems, read_weights_file
+from tlcore.weights import (
+    download_weights,
+    file_sha256,
+    mismatch_problems,
+    read_weights_file,
+    sha256_in_name,
+    torch_hub_dir,
+)
 
 __all__ = ["IMAGENET_PREFIX", "TORCHVISION_HEAD_PREFIXES", "ConvertResult", "convert_checkpoint", "convertible"]
 
@@ -65,18 +74,24 @@ class ConvertResult:
 def convertible() -> dict[str, BackboneSpec]:
     """The architectures :func:`convert_checkpoint` handles, with the registered spec that describes each.
 
-    ``efficientnet_lite0`` (the torch backend's spec, else any backend's) and
-    every torch backbone whose ``"imagenet"`` weights are torchvision's.
+    ``efficientnet_lite0`` and every backbone whose ``"imagenet"`` weights are
+    torchvision's, described by the torch backend's spec where it registers
+    one, else by another backend's (the portable Keras ones).
     """
     from tlcore.plugins import load_plugins
 
     found: dict[str, BackboneSpec] = {}
-    for (backend, name), entry in sorted(load_plugins().backbones.items(), key=lambda item: item[0][0] != "torch"):
+    for (_, name), entry in sorted(load_plugins().backbones.items(), key=lambda item: item[0][0] != "torch"):
         imagenet = entry.item.weights_source("imagenet")
-        torchvision = backend == "torch" and imagenet is not None and imagenet.source.startswith("torchvision ")
+        torchvision = imagenet is not None and imagenet.source.startswith("torchvision ")
         if (name == _LITE0 or torchvision) and name not in found:
             found[name] = entry.item
     return found
+
+
+def _downloadable(spec: BackboneSpec) -> bool:
+    imagenet = spec.weights_source("imagenet")
+    return imagenet is not None and imagenet.url is not None
 
 
 def _lite0_keys() -> set[str]:
@@ -113,8 +128,8 @@ def _provenance(spec: BackboneSpec, path: Path, digest: str) -> tuple[str, str]:
     if imagenet is not None and imagenet.sha256 == digest:
         return imagenet.source, imagenet.license
     # torch.hub names downloads <name>-<first hex digits of their sha256>.pth and checks that prefix.
-    prefix = re.search(r"-([0-9a-f]{8,})\.", path.name)
-    if imagenet is not None and imagenet.source.startswith("torchvision ") and prefix and digest.startswith(prefix[1]):
+    prefix = sha256_in_name(path.name)
+    if imagenet is not None and imagenet.source.startswith("torchvision ") and prefix and digest.startswith(prefix):
         return f"torchvision {spec.name} checkpoint {path.name}", imagenet.license
     return f"file {path.name}", "unknown"
 
@@ -127,14 +142,14 @@ def _resolve(source: str | os.PathLike[str], architecture: str | None) -> tuple[
         name = text.removeprefix(IMAGENET_PREFIX)
         if architecture is not None and architecture != name:
             raise ConfigError(f"source {text!r} is {name!r} weights, but --architecture is {architecture!r}.")
-        if name != _LITE0:
-            if name not in specs:
-                raise UnknownBackboneError(name, [f"{IMAGENET_PREFIX}{_LITE0}"], where="tlcore convert")
-            raise WeightsError(
-                f"{text!r} would need torchvision to download; convert the downloaded file instead: "
-                f"tlcore convert <torch hub cache>/checkpoints/<{name} file>.pth --architecture {name}"
-            )
-        return name, efficientnet_lite.verified_reference_weights_path(specs[name])
+        if name == _LITE0:
+            return name, efficientnet_lite.verified_reference_weights_path(specs[name])
+        imagenet = specs[name].weights_source("imagenet") if name in specs else None
+        if imagenet is None or imagenet.url is None:
+            named = [f"{IMAGENET_PREFIX}{n}" for n, spec in specs.items() if n == _LITE0 or _downloadable(spec)]
+            raise UnknownBackboneError(text, named, where="tlcore convert")
+        # torch hub's copy if torch downloaded it already, else a download into tlcore's cache; hash-checked.
+        return name, download_weights(imagenet.url, sha256=imagenet.sha256, search=(torch_hub_dir(),))
     name = architecture or _LITE0
     if name not in specs:
         raise UnknownBackboneError(name, specs, where="tlcore convert")
@@ -142,7 +157,8 @@ def _resolve(source: str | os.PathLike[str], architecture: str | None) -> tuple[
     if not path.is_file():
         what = "a directory, not a file" if path.is_dir() else "does not exist"
         raise WeightsError(
-            f"checkpoint {text!r} {what}. Pass a .pth/.pt/.bin/.safetensors state dict or {IMAGENET_PREFIX}{_LITE0}."
+            f"checkpoint {text!r} {what}. Pass a .pth/.pt/.bin/.safetensors state dict, or "
+            f"{IMAGENET_PREFIX}<architecture> for its registered ImageNet weights."
         )
     return name, path
 
@@ -159,8 +175,9 @@ def convert_checkpoint(
 
     ``source`` is a state dict file (``.pth``, ``.pt``, ``.bin``,
     ``.safetensors``) of ``architecture`` (default ``efficientnet_lite0``), or
-    ``imagenet:efficientnet_lite0``. ``source_description`` and ``license``
-    replace what the manifest would otherwise say about the file's origin.
+    ``imagenet:<architecture>`` (efficientnet_lite0's package file, or
+    torchvision's download). ``source_description`` and ``license`` replace
+    what the manifest would otherwise say about the file's origin.
     """
     name, path = _resolve(source, architecture)
     spec = convertible()[name]

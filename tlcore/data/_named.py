@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from tlcore._errors import DataError
+from tlcore._io import cache_dir
 from tlcore.data._dataset import Dataset, DatasetSource
 
 __all__ = [
@@ -58,7 +59,6 @@ FASHION_MNIST_SHA256: dict[str, str] = {
 }
 FASHION_MNIST_URL = "https://github.com/zalandoresearch/fashion-mnist/raw/master/data/fashion/"
 FASHION_MNIST_DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
-CACHE_VARIABLE = "TLCORE_CACHE"
 DOWNLOAD_TIMEOUT_S = 60.0
 
 
@@ -107,8 +107,7 @@ def load_digits() -> DatasetSource:
 
 def default_cache_dir() -> Path:
     """Where downloads go: ``$TLCORE_CACHE`` if set, else ``~/.cache/tlcore``."""
-    root = os.environ.get(CACHE_VARIABLE)
-    return Path(root).expanduser() if root else Path.home() / ".cache" / "tlcore"
+    return cache_dir()
 
 
 def _sha256(data: bytes) -> str:

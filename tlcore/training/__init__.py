@@ -2,6 +2,7 @@
 
 from tlcore.training._config import OPTIMIZERS, SCHEDULES, EarlyStopping, Phase, TrainerOptions
 from tlcore.training._history import EpochRecord, Evaluation, History, PhaseHistory, evaluate_logits
+from tlcore.training._rates import LearningRateScales, learning_rate_scales
 from tlcore.training._trainer import BatchSource, Trainer, default_threads
 
 __all__ = [
@@ -12,10 +13,12 @@ __all__ = [
     "EpochRecord",
     "Evaluation",
     "History",
+    "LearningRateScales",
     "Phase",
     "PhaseHistory",
     "Trainer",
     "TrainerOptions",
     "default_threads",
     "evaluate_logits",
+    "learning_rate_scales",
 ]

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from tlcore._errors import ConfigError
 from tlcore._freeze import FreezePolicy, Frozen
+from tlcore.training._rates import check_lr_options
 
 __all__ = ["OPTIMIZERS", "SCHEDULES", "EarlyStopping", "Phase", "TrainerOptions"]
 
@@ -44,6 +46,9 @@ class Phase:
     monitor, else validation accuracy) at the end of the phase.
     ``cache_features`` computes a fully frozen backbone's features once.
     ``augment=False`` turns the recipe's augmentation off for this phase.
+    ``lr_multipliers`` and ``layer_lr_decay`` scale the learning rate per
+    group (see :mod:`tlcore.training._rates`): ``{"backbone": 0.1}`` trains
+    the backbone at a tenth of the head's rate.
     """
 
     name: str = "phase"
@@ -65,6 +70,8 @@ class Phase:
     keep_best: bool = True
     cache_features: bool = True
     augment: bool = True
+    lr_multipliers: Mapping[str, float] = field(default_factory=dict)
+    layer_lr_decay: float = 1.0
 
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
@@ -85,6 +92,11 @@ class Phase:
             raise ConfigError(f"phase {self.name!r}: label_smoothing must be in [0, 1); got {self.label_smoothing!r}.")
         if not isinstance(self.freeze, FreezePolicy):
             raise ConfigError(f"phase {self.name!r}: freeze must be a FreezePolicy; got {self.freeze!r}.")
+        if not isinstance(self.lr_multipliers, Mapping):
+            raise ConfigError(
+                f"phase {self.name!r}: lr_multipliers must map group names to factors; got {self.lr_multipliers!r}."
+            )
+        check_lr_options(self.name, self.lr_multipliers, self.layer_lr_decay)
 
 
 @dataclass(frozen=True)

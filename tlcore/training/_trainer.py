@@ -24,6 +24,7 @@ from tlcore._errors import ConfigError
 from tlcore._freeze import FreezePlan
 from tlcore.training._config import Phase, TrainerOptions
 from tlcore.training._history import EpochRecord, Evaluation, History, PhaseHistory, evaluate_logits
+from tlcore.training._rates import LearningRateScales, learning_rate_scales
 
 __all__ = ["BatchSource", "Trainer"]
 
@@ -98,6 +99,8 @@ class Trainer(ABC):
 
     Subclasses implement ``_begin_phase``, ``_train_step``, ``_predict_step``,
     ``_features_step``, ``_learning_rate``, ``_snapshot`` and ``_restore``.
+    ``lr_scales`` holds the current phase's per-layer learning-rate factors
+    when ``_begin_phase`` is called; backends apply them natively.
     """
 
     def __init__(self, model: Model, options: TrainerOptions) -> None:
@@ -105,6 +108,7 @@ class Trainer(ABC):
         self.options = options
         self.history = History()
         self._plan: FreezePlan | None = None
+        self.lr_scales = LearningRateScales()
 
     # -- steps each backend implements -------------------------------------------------
     @abstractmethod
@@ -181,6 +185,9 @@ class Trainer(ABC):
         if not phase.augment and train.augment:
             train = train.without_augmentation()
         layers = self.model.layers()
+        self.lr_scales = learning_rate_scales(
+            phase.name, phase.lr_multipliers, phase.layer_lr_decay, layers, self.model.backbone.groups
+        )
         plan = phase.freeze.plan(layers, 0)
         self._apply(plan)
         cached = self._can_cache(phase, plan, train)

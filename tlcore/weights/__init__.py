@@ -2,7 +2,9 @@
 
 Backends that are not torch (Keras on JAX or TensorFlow) load PyTorch-layout
 weights through these readers, so no framework is imported to read a file and
-no pickled code is ever run.
+no pickled code is ever run. :func:`download_weights` fetches a file (a
+torchvision checkpoint, say) into tlcore's cache with urllib, checked against
+its sha256.
 
     >>> from tlcore.weights import read_weights_file
     >>> state = read_weights_file("efficientnet-lite0.pth")  # {"_conv_stem.weight": ndarray, ...}
@@ -10,7 +12,6 @@ no pickled code is ever run.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 from typing import Literal
@@ -19,31 +20,35 @@ import numpy as np
 
 from tlcore._errors import WeightsError, did_you_mean
 from tlcore._specs import BackboneSpec
+from tlcore.weights._download import (
+    DOWNLOAD_TIMEOUT_S,
+    download_weights,
+    file_sha256,
+    sha256_in_name,
+    torch_hub_dir,
+    weights_cache_dir,
+)
 from tlcore.weights._torch_pickle import ALLOWED_GLOBALS, read_torch_checkpoint
 
 __all__ = [
     "ALLOWED_GLOBALS",
+    "DOWNLOAD_TIMEOUT_S",
     "TORCH_SUFFIXES",
     "WEIGHT_FILE_SUFFIXES",
+    "download_weights",
     "file_sha256",
     "mismatch_problems",
     "read_safetensors",
     "read_torch_checkpoint",
     "read_weights_file",
     "resolve_weights",
+    "sha256_in_name",
+    "torch_hub_dir",
+    "weights_cache_dir",
 ]
 
 TORCH_SUFFIXES: tuple[str, ...] = (".pth", ".pt", ".bin")
 WEIGHT_FILE_SUFFIXES: tuple[str, ...] = (*TORCH_SUFFIXES, ".safetensors")
-
-
-def file_sha256(path: str | os.PathLike[str]) -> str:
-    """The sha256 hex digest of a file's bytes, for the record of which weights were used."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def read_safetensors(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:

@@ -1,0 +1,166 @@
+"""Keras optimizers that take exactly torch's steps, with a learning-rate factor per variable.
+
+Keras's own Adam and SGD differ from torch's in ways that change results:
+Keras's Adam adds epsilon to ``sqrt(v)`` before the bias correction (torch
+after), so early steps of rarely-updated weights differ; Keras's SGD folds
+the learning rate into the momentum buffer, which differs from torch's
+``buf = momentum * buf + g; p -= lr * buf`` whenever the rate changes; Keras
+has one step counter per optimizer where torch counts steps per parameter
+(it matters when gradual unfreezing adds parameters mid-phase). tlcore pins
+torch's definitions, so these classes implement them with Keras's own
+optimizer machinery (``keras.optimizers.Optimizer``: its variables, its
+schedules, its compiled ``apply`` on every Keras backend):
+
+- ``TorchAdam``: torch's ``Adam`` (``weight_decay`` as L2 added to the
+  gradient) and, with ``decoupled=True``, torch's ``AdamW``
+  (``p *= 1 - lr * weight_decay`` before the step).
+- ``TorchSGD``: torch's ``SGD`` with momentum, optional Nesterov, L2 weight
+  decay, no dampening.
+
+Each variable may have its own learning-rate factor (``scales``: variable
+path to factor), which is how per-group learning rates reach Keras; like a
+torch parameter group's ``lr``, the factor also scales decoupled decay.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import keras
+from keras import ops
+
+__all__ = ["TorchAdam", "TorchOptimizer", "TorchSGD", "carry_state"]
+
+
+class TorchOptimizer(keras.optimizers.Optimizer):
+    """Shared part: the per-variable learning-rate factors and per-variable step counts."""
+
+    slot_names: tuple[str, ...] = ()
+
+    def __init__(
+        self, *, learning_rate: Any, weight_decay: float = 0.0, scales: Mapping[str, float] | None = None, **kwargs: Any
+    ) -> None:
+        super().__init__(learning_rate=learning_rate, **kwargs)
+        self.decay = float(weight_decay)  # not Keras's ``weight_decay``, which would decay a second time
+        self.scales = dict(scales or {})
+        self._scales: list[float] = []
+        self._steps: list[Any] = []
+        self._slots: dict[str, list[Any]] = {}
+
+    def build(self, variables: Sequence[Any]) -> None:
+        if self.built:
+            return
+        super().build(variables)
+        self._scales = [float(self.scales.get(variable.path, 1.0)) for variable in variables]
+        self._steps = [self.add_variable((), dtype="float32", name=f"step_{i}") for i in range(len(variables))]
+        for slot in self.slot_names:
+            self._slots[slot] = [self.add_variable_from_reference(variable, name=slot) for variable in variables]
+
+    def _rate_and_step(self, variable: Any, learning_rate: Any) -> tuple[int, Any, Any]:
+        """The variable's index, its learning rate (with its factor) and its step number after this one."""
+        index = self._get_variable_index(variable)
+        rate = ops.cast(learning_rate, variable.dtype) * self._scales[index]
+        step = self._steps[index] + 1.0
+        self.assign(self._steps[index], step)
+        return index, rate, ops.cast(step, variable.dtype)
+
+    def slot(self, name: str, variable: Any) -> Any:
+        """The optimizer's ``name`` state for ``variable`` (``momentum``, ``velocity``)."""
+        return self._slots[name][self._get_variable_index(variable)]
+
+    def get_config(self) -> dict[str, Any]:
+        config: dict[str, Any] = super().get_config()
+        config.update({"weight_decay": self.decay, "scales": self.scales})
+        return config
+
+
+class TorchAdam(TorchOptimizer):
+    """torch's ``Adam`` (``decoupled=False``) or ``AdamW`` (``decoupled=True``), step for step."""
+
+    slot_names = ("momentum", "velocity")
+
+    def __init__(
+        self,
+        *,
+        learning_rate: Any,
+        beta_1: float = 0.9,
+        beta_2: float = 0.999,
+        epsilon: float = 1e-8,
+        decoupled: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(learning_rate=learning_rate, **kwargs)
+        self.beta_1, self.beta_2, self.epsilon, self.decoupled = float(beta_1), float(beta_2), float(epsilon), decoupled
+
+    def update_step(self, gradient: Any, variable: Any, learning_rate: Any) -> None:
+        _, rate, step = self._rate_and_step(variable, learning_rate)
+        gradient = ops.cast(gradient, variable.dtype)
+        if self.decay and self.decoupled:
+            self.assign(variable, variable * (1.0 - rate * self.decay))
+        elif self.decay:
+            gradient = gradient + self.decay * variable
+        m, v = self.slot("momentum", variable), self.slot("velocity", variable)
+        new_m = self.beta_1 * m + (1.0 - self.beta_1) * gradient
+        new_v = self.beta_2 * v + (1.0 - self.beta_2) * ops.square(gradient)
+        self.assign(m, new_m)
+        self.assign(v, new_v)
+        correction_1 = 1.0 - ops.power(ops.cast(self.beta_1, variable.dtype), step)
+        correction_2 = 1.0 - ops.power(ops.cast(self.beta_2, variable.dtype), step)
+        denominator = ops.sqrt(new_v) / ops.sqrt(correction_2) + self.epsilon
+        self.assign_sub(variable, (rate / correction_1) * new_m / denominator)
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config.update(
+            {"beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon, "decoupled": self.decoupled}
+        )
+        return config
+
+
+class TorchSGD(TorchOptimizer):
+    """torch's ``SGD``: ``buf = momentum * buf + g``; ``p -= lr * (g + momentum * buf if nesterov else buf)``."""
+
+    slot_names = ("momentum",)
+
+    def __init__(self, *, learning_rate: Any, momentum: float = 0.0, nesterov: bool = False, **kwargs: Any) -> None:
+        super().__init__(learning_rate=learning_rate, **kwargs)
+        self.momentum, self.nesterov = float(momentum), bool(nesterov)
+
+    def update_step(self, gradient: Any, variable: Any, learning_rate: Any) -> None:
+        _, rate, _ = self._rate_and_step(variable, learning_rate)
+        gradient = ops.cast(gradient, variable.dtype)
+        if self.decay:
+            gradient = gradient + self.decay * variable
+        if self.momentum:
+            buffer = self.slot("momentum", variable)
+            new_buffer = self.momentum * buffer + gradient
+            self.assign(buffer, new_buffer)
+            gradient = gradient + self.momentum * new_buffer if self.nesterov else new_buffer
+        self.assign_sub(variable, rate * gradient)
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config.update({"momentum": self.momentum, "nesterov": self.nesterov})
+        return config
+
+
+def carry_state(old: TorchOptimizer, new: TorchOptimizer, variables: Sequence[Any]) -> None:
+    """Build ``new`` on ``variables`` and give it ``old``'s state for the variables both optimise.
+
+    What torch does when gradual unfreezing adds parameters to a running
+    optimizer: the others keep their moments and step counts, the new ones
+    start from zero.
+    """
+    new.build(list(variables))
+    if not old.built:
+        return
+    old_index = {variable.path: i for i, variable in enumerate(old._trainable_variables)}
+    for i, variable in enumerate(new._trainable_variables):
+        j = old_index.get(variable.path)
+        if j is None:
+            continue
+        new._steps[i].assign(old._steps[j])
+        for slot in new.slot_names:
+            new._slots[slot][i].assign(old._slots[slot][j])
+    new.iterations.assign(old.iterations)
