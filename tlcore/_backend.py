@@ -105,6 +105,10 @@ class Model(ABC):
         """
 
     @abstractmethod
+    def head_state(self) -> dict[str, np.ndarray]:
+        """The head's tensors in torch's layout under torch's names (``head.out.weight``, ``head.hidden.0.bias``)."""
+
+    @abstractmethod
     def save(self, path: str | Path) -> Path:
         """Write the whole model (weights, specs) to ``path`` atomically."""
 
@@ -124,6 +128,24 @@ class Model(ABC):
 
         fields = export_fields(self.backbone, self.weights, self.weights_sha256, backend=self.backend_name)
         return write_neutral(path, self.backbone_state(), fields)
+
+    def export(self, path: str | Path) -> Path:
+        """Write the whole model (backbone and head) as a neutral checkpoint; return the manifest's path.
+
+        The tensors are ``backbone.<layer>.<tensor>`` and ``head.*`` in torch's
+        layout, as :meth:`save` writes them; the manifest adds ``"contents":
+        "model"``, the head spec and the image size to the backbone's fields.
+        Every backend loads it with :meth:`Backend.load_model`.
+        """
+        from tlcore._checkpoint import model_metadata
+        from tlcore.checkpoints import export_fields, write_neutral
+
+        fields = export_fields(self.backbone, self.weights, self.weights_sha256, backend=self.backend_name)
+        metadata = model_metadata(self, self.image_size)
+        fields.update({"contents": "model", "head": metadata["head"], "image_size": metadata["image_size"]})
+        state = {f"backbone.{key}": value for key, value in self.backbone_state().items()}
+        state.update(self.head_state())
+        return write_neutral(path, state, fields)
 
     def check_images(self, images: np.ndarray) -> np.ndarray:
         """Validate a batch of preprocessed images; return it as contiguous float32."""
@@ -165,12 +187,26 @@ class Backend(ABC):
         """
 
     def load_model(self, path: str | Path) -> Model:
-        """Load a model saved by :meth:`Model.save` (by this backend or one with the same architecture)."""
+        """Load a model saved by :meth:`Model.save` or exported by :meth:`Model.export` (by any backend).
+
+        A neutral checkpoint (``NAME.json``) has its tensors checked against
+        the manifest's sha256 first.
+        """
         from tlcore._checkpoint import head_from_metadata, read_checkpoint
         from tlcore._errors import CheckpointError, TLCoreError
+        from tlcore.checkpoints import is_neutral_checkpoint, read_neutral
         from tlcore.plugins import load_plugins
 
-        metadata, tensors = read_checkpoint(path)
+        if is_neutral_checkpoint(path):
+            metadata, tensors = read_neutral(path)
+            if metadata.get("contents") != "model":
+                raise CheckpointError(
+                    f"{str(path)!r} is a backbone checkpoint, not a whole model: build a model with "
+                    f"weights={str(path)!r} instead (it has no head)."
+                )
+            metadata = {**metadata, "backbone": metadata["architecture"], **metadata.get("exported_by", {})}
+        else:
+            metadata, tensors = read_checkpoint(path)
         spec = load_plugins().backbone(metadata["backbone"], self.name)
         size = tuple(metadata["image_size"])
         model = self.build_model(

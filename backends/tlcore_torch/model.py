@@ -173,6 +173,9 @@ class TorchModel(Model):
                 state[f"{info.name}.{key}"] = value.detach().cpu().numpy().copy()
         return state
 
+    def head_state(self) -> dict[str, np.ndarray]:
+        return {k: v.detach().cpu().numpy().copy() for k, v in self._net.state_dict().items() if k.startswith("head.")}
+
     def load_state(self, tensors: dict[str, np.ndarray]) -> None:
         state = {name: torch.from_numpy(array) for name, array in tensors.items()}
         for name, buffer in self._net.state_dict().items():

@@ -73,6 +73,26 @@ def test_save_then_load_reproduces_predictions(backend: tlcore.Backend, tiny: Ti
     assert loaded.head == model.head and loaded.backbone.name == model.backbone.name
 
 
+def test_whole_model_exports_to_a_neutral_checkpoint_and_loads_back(
+    backend: tlcore.Backend, tiny: Tiny, tmp_path: Path
+) -> None:
+    model = build(backend, tiny)
+    backend.make_trainer(model, options()).fit(tiny.train, [tlcore.Phase(freeze=tlcore.LastN(10), epochs=1)])
+    images, _ = tiny.validation.all_prepared()
+    manifest = model.export(tmp_path / "model")
+    assert manifest == tmp_path / "model.json" and (tmp_path / "model.safetensors").is_file()
+    loaded = backend.load_model(manifest)
+    np.testing.assert_allclose(loaded.predict(images), model.predict(images), rtol=1e-5, atol=1e-5)
+    assert loaded.head == model.head and loaded.backbone.name == model.backbone.name
+    backbone_only = model.export_backbone(tmp_path / "backbone")
+    with pytest.raises(tlcore.CheckpointError, match="is a backbone checkpoint, not a whole model"):
+        backend.load_model(backbone_only)
+    tensors = (tmp_path / "model.safetensors").read_bytes()
+    (tmp_path / "model.safetensors").write_bytes(tensors[:-4] + bytes(4))  # one weight changed
+    with pytest.raises(tlcore.WeightsError, match="do not match their manifest"):
+        backend.load_model(manifest)
+
+
 def test_load_rejects_garbage_and_keeps_nothing_half_written(backend: tlcore.Backend, tmp_path: Path) -> None:
     garbage = tmp_path / "garbage.safetensors"
     garbage.write_bytes(b"not a model at all")

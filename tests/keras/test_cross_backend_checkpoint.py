@@ -25,8 +25,11 @@ if action == "save":
     spec = tlcore.load_plugins().backbone("efficientnet_lite0", backend.name)
     model = backend.build_model(spec, tlcore.HeadSpec(5, hidden=(8,)), weights="imagenet", seed=1, image_size=(40, 40))
     model.save(path)
-else:
+    model.export(path + ".neutral")
+elif action == "load":
     model = backend.load_model(path)
+else:
+    model = backend.load_model(path + ".neutral.json")
 np.save(path + "." + action + ".npy", model.predict(images))
 """
 
@@ -54,3 +57,5 @@ def test_model_saved_by_one_backend_predicts_the_same_in_another(saver: str, loa
     saved = _run(saver, path, "save")
     loaded = _run(loader, path, "load")
     assert np.abs(saved - loaded).max() <= 1e-4
+    imported = _run(loader, path, "import")  # the same model through its neutral export
+    assert np.abs(saved - imported).max() <= 1e-4
