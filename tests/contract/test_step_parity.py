@@ -15,9 +15,17 @@ end with the same parameters and BatchNorm statistics:
 
 The cases cover SGD with momentum (and Nesterov), Adam and AdamW, each with the
 whole backbone training and with a frozen part (up to ``stage5``), plus
-per-group learning rates, layer-wise decay and a cosine schedule. The
-learning rates are fine-tuning rates: at SGD 0.05 on ImageNet weights the
-loss rises and steps diverge between any two float32 implementations.
+per-group learning rates, layer-wise decay and a cosine schedule. The test
+fails with Keras's own Adam (epsilon before the bias correction: 1e-3 max
+difference) or without the per-group factors (6x the update).
+
+Why random weights: in a randomly initialised EfficientNet with fresh
+BatchNorm statistics the activations shrink towards the top, so a few steps
+stay close to linear and compare the optimizers' arithmetic exactly. With
+ImageNet weights (or calibrated statistics) every ReLU6 input that sits
+within rounding of 0 or 6 switches a gradient on or off, and float32
+differences between frameworks grow to 1e-4..1e-2 of the update within three
+steps; those regimes are compared by whole runs over seeds instead.
 """
 
 from __future__ import annotations
