@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import subprocess
 import sys
 import zlib
@@ -36,6 +35,7 @@ import numpy as np
 import pytest
 
 import tlcore
+from tests.processes import framework_env
 
 from .conftest import PORTABLE_BACKBONES
 
@@ -64,9 +64,7 @@ def torch_reference(tmp_path_factory: pytest.TempPathFactory, request: pytest.Fi
     if missing:
         pytest.skip(f"the torch reference needs {', '.join(missing)}")
     folder = tmp_path_factory.mktemp("portable_forward")
-    env = dict(os.environ)
-    env["CUDA_VISIBLE_DEVICES"] = ""  # float32 reference: GPUs may use TF32 for convolutions
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(ROOT / "backends"), env.get("PYTHONPATH", "")])
+    env = framework_env()
     # A process of its own: torch beside TensorFlow (the keras-tensorflow run) can crash.
     command = [sys.executable, "-m", "tests.contract.test_portable_forward", str(folder), *_collected(request.session)]
     done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)

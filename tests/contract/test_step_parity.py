@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -44,6 +43,7 @@ import numpy as np
 import pytest
 
 import tlcore
+from tests.processes import framework_env
 from tlcore._checkpoint import read_checkpoint
 
 from .conftest import make_tiny, options
@@ -95,7 +95,7 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if importlib.util.find_spec("torch") is None:
         pytest.skip("the reference steps are taken by the torch backend, which is not installed")
     folder = tmp_path_factory.mktemp("step_parity")
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), str(ROOT / "backends")]), CUDA_VISIBLE_DEVICES="")
+    env = framework_env()
     script = "import sys; from tests.contract.test_step_parity import write_reference; write_reference(sys.argv[1])"
     done = subprocess.run(
         [sys.executable, "-c", script, str(folder)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600

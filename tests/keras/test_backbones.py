@@ -24,6 +24,8 @@ from typing import Any
 import numpy as np
 import pytest
 
+from tests.processes import framework_env
+
 KERAS_FRAMEWORKS = {"keras-jax": "jax", "keras-tensorflow": "tensorflow", "keras-torch": "torch"}
 PORTABLE = ("resnet18", "resnet50", "mobilenet_v2", "efficientnet_lite0")
 APPLICATIONS = ("keras_resnet50", "keras_mobilenet_v2", "vgg16", "xception", "efficientnet_b0", "inception_v3")
@@ -65,11 +67,7 @@ class Probes:
         if (backend, quick) not in self.reports:
             names = [n for n in BACKBONES if (n in QUICK[backend]) == quick]
             out = self.folder / f"{backend}-{'quick' if quick else 'slow'}.json"
-            env = dict(os.environ)
-            env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(ROOT / "backends"), env.get("PYTHONPATH", "")])
-            env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-            env["KERAS_HOME"] = str(self.folder / "keras_home")  # Keras writes its config and downloads there
-            env["CUDA_VISIBLE_DEVICES"] = ""
+            env = framework_env(self.folder / "keras_home")
             command = [sys.executable, __file__, backend, str(out), *names]
             done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
             if done.returncode != 0:

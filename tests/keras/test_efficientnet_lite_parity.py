@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.processes import framework_env
+
 KERAS_FRAMEWORKS = {"keras-jax": "jax", "keras-tensorflow": "tensorflow", "keras-torch": "torch"}
 SIZES = (64, 57)
 TOLERANCE = 1e-4  # max abs difference on features of order 1..6, inputs of unit scale
@@ -30,11 +32,7 @@ def _missing(*modules: str) -> list[str]:
 
 
 def _run(role: str, folder: Path) -> None:
-    env = dict(os.environ)
-    env["KERAS_HOME"] = str(folder / "keras_home")  # Keras writes its config there
-    env["CUDA_VISIBLE_DEVICES"] = ""  # float32 parity: GPUs may use TF32 for convolutions
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(ROOT / "backends"), env.get("PYTHONPATH", "")])
-    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    env = framework_env(folder / "keras_home")
     done = subprocess.run(
         [sys.executable, __file__, role, str(folder)], env=env, capture_output=True, text=True, timeout=600
     )

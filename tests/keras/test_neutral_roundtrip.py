@@ -17,7 +17,6 @@ import contextlib
 import importlib.util
 import io
 import json
-import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -26,6 +25,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+
+from tests.processes import framework_env
 
 KERAS_FRAMEWORKS = {"keras-jax": "jax", "keras-tensorflow": "tensorflow", "keras-torch": "torch"}
 BACKENDS = ("torch", *KERAS_FRAMEWORKS)
@@ -41,11 +42,7 @@ def _missing(*modules: str) -> list[str]:
 
 
 def _run(backend: str, folder: Path) -> None:
-    env = dict(os.environ)
-    env["KERAS_HOME"] = str(folder / "keras_home")
-    env["CUDA_VISIBLE_DEVICES"] = ""  # float32 parity: GPUs may use TF32 for convolutions
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(ROOT / "backends"), env.get("PYTHONPATH", "")])
-    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    env = framework_env(folder / "keras_home")
     done = subprocess.run(
         [sys.executable, __file__, backend, str(folder)], env=env, capture_output=True, text=True, timeout=600
     )
