@@ -8,8 +8,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-.venv/bin/ruff check tlcore backends plugins tests
-.venv/bin/python -m mypy --strict tlcore
+.venv/bin/ruff check tlcore backends plugins tests benchmarks
+.venv/bin/python -m mypy --strict tlcore benchmarks/tlcore_bench
 .venv/bin/python -m pytest -q "$@"
 for backend in keras-jax keras-tensorflow keras-torch; do
     echo "== contract suite on $backend"

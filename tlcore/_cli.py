@@ -1,4 +1,4 @@
-"""The ``tlcore`` command line: ``tlcore plugins``, ``tlcore run`` and ``tlcore convert``."""
+"""The ``tlcore`` command line: ``tlcore plugins``, ``run``, ``convert`` and ``bench``."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import importlib.util
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from tlcore._errors import TLCoreError
@@ -144,6 +145,23 @@ def _command_convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def _command_bench(args: argparse.Namespace) -> int:
+    try:
+        from tlcore_bench import resolve_plan, run_bench
+    except ImportError as exc:
+        raise TLCoreError(
+            f"tlcore bench needs the benchmark package tlcore_bench (benchmarks/ in the tlcore repository), "
+            f"which is not importable here ({exc}). Install tlcore from its repository: pip install -e ."
+        ) from None
+    backends = [b.strip() for b in args.backends.split(",") if b.strip()] if args.backends else None
+    plan = resolve_plan(args.quick, backends, args.seeds)
+    report = run_bench(plan, args.out, progress=not args.no_progress, command="tlcore " + " ".join(sys.argv[1:]))
+    print((Path(args.out) / "report.md").read_text())
+    failed = [name for name, ok in report["checks"].items() if not ok]
+    print(f"wrote {args.out}/report.md, report.json and plots; checks not passed: {', '.join(failed) or 'none'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``tlcore`` command."""
     parser = argparse.ArgumentParser(prog="tlcore", description="Backend-neutral transfer learning.")
@@ -184,6 +202,20 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument("--source-description", default=None, help="where the weights come from (for the manifest)")
     convert.add_argument("--license", default=None, help="the weights' license (for the manifest)")
     convert.set_defaults(handler=_command_convert)
+    bench = commands.add_parser(
+        "bench",
+        help="the shared benchmark: the same recipe on every backend (accuracy parity, transfer value, speed)",
+    )
+    bench.add_argument("--quick", action="store_true", help="the quick plan: one small task, one seed (minutes)")
+    bench.add_argument(
+        "--backends",
+        default=None,
+        help="comma-separated backends (default: torch,keras-tensorflow,keras-torch,keras-jax)",
+    )
+    bench.add_argument("--seeds", type=int, default=None, help="run seeds 0 .. N-1 (default: the plan's)")
+    bench.add_argument("--out", required=True, help="benchmark folder: results, report.md, report.json, plots")
+    bench.add_argument("--no-progress", action="store_true", help="hide progress lines")
+    bench.set_defaults(handler=_command_bench)
     return parser
 
 

@@ -33,10 +33,17 @@ _NUMBER = (int, float)
 
 @dataclass(frozen=True)
 class BackboneConfig:
-    """Which backbone, and which weights: ``None``, a registered name or a file path."""
+    """Which backbone, and which weights: ``None``, a registered name or a file path.
+
+    ``bn_momentum`` overrides the backbone's BatchNorm momentum (torch's
+    convention: the weight of each new batch statistic), for recipes whose
+    BatchNorm trains its statistics over few steps, such as training from
+    scratch.
+    """
 
     name: str
     weights: str | None = "imagenet"
+    bn_momentum: float | None = None
 
 
 @dataclass(frozen=True)
@@ -67,6 +74,7 @@ class DataConfig:
     labels_per_class: int | None = None
     validation_per_class: int = 0
     test_fraction: float = 0.2
+    test_per_class: int | None = None
     batch_size: int = 32
     augmentation: AugmentationConfig = field(default_factory=AugmentationConfig)
 
@@ -151,9 +159,15 @@ class _Table:
 
 
 def _backbone(value: Any) -> BackboneConfig:
-    table = _Table(value, "backbone", {"name": (str,), "weights": (str,)})
+    table = _Table(value, "backbone", {"name": (str,), "weights": (str,), "bn_momentum": _NUMBER})
     weights = table.get("weights", "imagenet")
-    return BackboneConfig(name=table.get("name", required=True), weights=None if weights == "none" else weights)
+    momentum = table.get("bn_momentum")
+    table.check("bn_momentum", momentum is None or 0.0 < momentum <= 1.0, "must be in (0, 1]")
+    return BackboneConfig(
+        name=table.get("name", required=True),
+        weights=None if weights == "none" else weights,
+        bn_momentum=None if momentum is None else float(momentum),
+    )
 
 
 def _head(value: Any) -> HeadConfig:
@@ -189,6 +203,7 @@ def _data(value: Any) -> DataConfig:
             "labels_per_class": (int,),
             "validation_per_class": (int,),
             "test_fraction": _NUMBER,
+            "test_per_class": (int,),
             "batch_size": (int,),
             "augmentation": (dict,),
         },
@@ -201,6 +216,8 @@ def _data(value: Any) -> DataConfig:
     test_fraction = table.get("test_fraction", 0.2)
     table.check("test_fraction", 0.0 < test_fraction < 1.0, "must be between 0 and 1")
     table.check("batch_size", table.get("batch_size", 32) >= 1, "must be at least 1")
+    test_cap = table.get("test_per_class")
+    table.check("test_per_class", test_cap is None or test_cap >= 1, "must be at least 1")
     aug = _Table(
         table.get("augmentation", {}),
         "data.augmentation",
@@ -222,6 +239,7 @@ def _data(value: Any) -> DataConfig:
         labels_per_class=labels,
         validation_per_class=table.get("validation_per_class", 0),
         test_fraction=test_fraction,
+        test_per_class=test_cap,
         batch_size=table.get("batch_size", 32),
         augmentation=augmentation,
     )

@@ -103,6 +103,8 @@ def run_recipe(
     registry = load_plugins()
     native = get_backend(recipe.backend)
     spec = registry.backbone(recipe.backbone.name, recipe.backend)
+    if recipe.backbone.bn_momentum is not None:
+        spec = replace(spec, bn_momentum=recipe.backbone.bn_momentum)
     size = _image_size(recipe, spec)
     source = open_dataset(recipe.data.dataset, **dict(recipe.data.options))
     splits = make_splits(
@@ -111,6 +113,7 @@ def run_recipe(
         labels_per_class=recipe.data.labels_per_class,
         validation_per_class=recipe.data.validation_per_class,
         test_fraction=recipe.data.test_fraction,
+        test_per_class=recipe.data.test_per_class,
     )
     aug = recipe.data.augmentation
     augmentation = Augmentation(flip=aug.flip, shift=aug.shift, crop_padding=aug.crop_padding, rotation=aug.rotation)

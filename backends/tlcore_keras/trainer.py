@@ -135,6 +135,7 @@ class KerasTrainer(Trainer):
         self.cached = False
         self.target: keras.Model | None = None
         self.optimizer: TorchOptimizer | None = None
+        self._batch = 0
         self.mixed_precision = options.mixed_precision and gpu_available()
         if self.mixed_precision:
             use_mixed_precision(self.net)
@@ -174,24 +175,39 @@ class KerasTrainer(Trainer):
         count = len(labels)
         return float(logs["loss"]) * count, round(float(logs["accuracy"]) * count)
 
+    def _padded(self, function: Any, inputs: np.ndarray) -> np.ndarray:
+        """``function`` on ``inputs`` padded to the largest batch seen, so the compiled step keeps one shape.
+
+        A last, smaller batch would otherwise be compiled again (XLA compiles
+        per shape: about a second for a backbone, each time).
+        """
+        count = len(inputs)
+        self._batch = max(self._batch, count)
+        if count < self._batch:
+            padding = np.zeros((self._batch - count, *inputs.shape[1:]), dtype=inputs.dtype)
+            inputs = np.concatenate([inputs, padding])
+        return np.asarray(function(inputs), dtype=np.float32)[:count]
+
     def _predict_step(self, inputs: np.ndarray, cached: bool) -> np.ndarray:
         target = self.net.head if cached else self.net
-        return np.asarray(target.predict_on_batch(inputs), dtype=np.float32)
+        return self._padded(target.predict_on_batch, inputs)
 
     def _features_step(self, images: np.ndarray) -> np.ndarray:
-        return np.asarray(self.net.backbone.predict_on_batch(images), dtype=np.float32)
+        return self._padded(self.net.backbone.predict_on_batch, images)
 
     def _learning_rate(self) -> float:
         if self.optimizer is None:
             return 0.0
         return float(to_numpy(self.optimizer.learning_rate))
 
-    def _snapshot(self) -> list[np.ndarray]:
+    def _snapshot(self, head_only: bool = False) -> tuple[list[Any], list[np.ndarray]]:
         sync_state(self.net)
-        return [to_numpy(variable).copy() for variable in self.net.variables]
+        variables = list(self.net.head.variables if head_only else self.net.variables)
+        return variables, [to_numpy(variable).copy() for variable in variables]
 
     def _restore(self, snapshot: Any) -> None:
-        for variable, value in zip(self.net.variables, snapshot, strict=True):
+        variables, values = snapshot
+        for variable, value in zip(variables, values, strict=True):
             variable.assign(value)
 
     def _end_phase(self) -> None:

@@ -83,6 +83,7 @@ def make_splits(
     labels_per_class: int | None,
     validation_per_class: int,
     test_fraction: float,
+    test_per_class: int | None = None,
 ) -> Splits:
     """Split ``source`` into train, validation and test, stratified by class and seeded.
 
@@ -96,8 +97,14 @@ def make_splits(
     training draws, so for a given ``validation_per_class`` the validation
     split does not change with ``labels_per_class`` and a smaller training
     split is contained in a larger one. Each split keeps the source's order.
+    ``test_per_class`` keeps at most that many test examples of each class,
+    drawn with their own seeded generator (``None``: the whole test split).
     """
     _check_options(seed, labels_per_class, validation_per_class, test_fraction)
+    if test_per_class is not None and (
+        isinstance(test_per_class, bool) or not isinstance(test_per_class, (int, np.integer)) or test_per_class < 1
+    ):
+        raise ConfigError(f"test_per_class must be a positive integer or None (all); got {test_per_class!r}.")
     rng = np.random.default_rng(int(seed))
     data = source.train
     name = data.name
@@ -131,4 +138,15 @@ def make_splits(
     validation = None
     if validation_per_class:
         validation = data.subset(np.sort(np.concatenate(validation_parts)), name=f"{name}/validation")
+    if test_per_class is not None:
+        test = _cap_per_class(test, int(test_per_class), seed)
     return Splits(train=train, validation=validation, test=test)
+
+
+def _cap_per_class(test: Dataset, cap: int, seed: int) -> Dataset:
+    """At most ``cap`` examples of each class of ``test``, seeded, in the split's order."""
+    rng = np.random.default_rng([int(seed), 1])
+    keep = [
+        rng.permutation(np.flatnonzero(test.labels == label))[:cap] for label in range(test.num_classes)
+    ]
+    return test.subset(np.sort(np.concatenate(keep)), name=test.name)

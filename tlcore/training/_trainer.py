@@ -8,6 +8,7 @@ of batches and the meaning of every option, lives here once.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import sys
@@ -83,6 +84,24 @@ class _FeatureBatches:
             yield self.features[start : start + size], self.labels[start : start + size]
 
 
+def numpy_single_threaded() -> contextlib.AbstractContextManager[object]:
+    """Numpy's BLAS on one thread while a framework trains.
+
+    The core prepares batches with numpy (resizing is a matrix product) while
+    the framework computes on every core. OpenBLAS's threads and the
+    framework's then contend for the cores: measured on this 2-core CPU,
+    fine-tuning efficientnet_lite0 on torch ran at 200 images/s instead of
+    400, and preparation alone is faster on one thread too (30,000 against
+    18,000 images/s). Uses threadpoolctl; a no-op without it.
+    """
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return contextlib.nullcontext()
+    limits: contextlib.AbstractContextManager[object] = threadpool_limits(limits=1, user_api="blas")
+    return limits
+
+
 def _progress(iterable: Iterable[Any], *, total: int, description: str, enabled: bool) -> Iterable[Any]:
     if not enabled:
         return iterable
@@ -132,8 +151,12 @@ class Trainer(ABC):
         """The optimizer's current learning rate."""
 
     @abstractmethod
-    def _snapshot(self) -> Any:
-        """A copy of all model weights and statistics, held in memory."""
+    def _snapshot(self, head_only: bool = False) -> Any:
+        """A copy of all model weights and statistics, held in memory.
+
+        ``head_only``: only the head can change in this phase (the backbone is
+        frozen with BatchNorm in inference mode), so copying the head is enough.
+        """
 
     @abstractmethod
     def _restore(self, snapshot: Any) -> None:
@@ -157,8 +180,9 @@ class Trainer(ABC):
         """Run ``phases`` in order on ``train``; return the history of all of them."""
         if not phases:
             raise ConfigError("fit() needs at least one phase.")
-        for phase in phases:
-            self.history.phases.append(self._run_phase(phase, train, validation, on_epoch))
+        with numpy_single_threaded():
+            for phase in phases:
+                self.history.phases.append(self._run_phase(phase, train, validation, on_epoch))
         return self.history
 
     def _apply(self, plan: FreezePlan) -> None:
@@ -233,7 +257,7 @@ class Trainer(ABC):
             if improved:
                 best_value, record.best_epoch, stale = value, epoch, 0
                 if phase.keep_best and epoch < phase.epochs - 1:
-                    best_snapshot = self._snapshot()
+                    best_snapshot = self._snapshot(head_only=cached)
                 elif phase.keep_best:
                     best_snapshot = None  # the current weights are the best
                 self._write_checkpoint()
@@ -294,7 +318,8 @@ class Trainer(ABC):
 
     def evaluate(self, batches: BatchSource) -> Evaluation:
         """Loss, accuracy, per-class accuracy and confusion matrix on ``batches``."""
-        return self._evaluate_source(batches, batches.num_classes, cached=False)
+        with numpy_single_threaded():
+            return self._evaluate_source(batches, batches.num_classes, cached=False)
 
     def _write_checkpoint(self) -> None:
         if self.options.checkpoint_dir is None:

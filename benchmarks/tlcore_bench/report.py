@@ -1,0 +1,334 @@
+"""The benchmark's report: tables and verdicts from the per-job results, as JSON, Markdown and plots.
+
+Everything here is recomputed from ``runs/BACKEND/JOB.json`` and
+``status.json`` whenever a job finishes, so the report always shows what has
+finished so far and never anything else.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from tlcore._io import write_json, write_with
+from tlcore_bench.plots import plot_accuracy, plot_curves, plot_throughput
+
+__all__ = ["build_report", "load_results", "render_markdown", "write_report"]
+
+Results = dict[str, list[dict[str, Any]]]
+
+# A whole fine-tuning recipe is chaotic: one run moves by about a seed-to-seed spread, so parity is a
+# comparison of means, and a verdict needs at least this many seeds per backend.
+MIN_SEEDS = 3
+
+
+def load_results(folder: Path) -> Results:
+    """Every finished job's result, by backend."""
+    results: Results = defaultdict(list)
+    for path in sorted((folder / "runs").glob("*/*.json")):
+        if path.name.endswith(".error.json"):
+            continue
+        try:
+            record = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError):
+            continue  # results are written atomically; anything unreadable is not ours
+        results[record["backend"]].append(record)
+    return dict(results)
+
+
+def _errors(folder: Path) -> dict[str, list[str]]:
+    errors: dict[str, list[str]] = defaultdict(list)
+    for path in sorted((folder / "runs").glob("*/*.error.json")):
+        if not path.with_name(path.name.replace(".error.json", ".json")).exists():
+            errors[path.parent.name].append(json.loads(path.read_text())["error"])
+    return dict(errors)
+
+
+def _stats(values: list[float]) -> dict[str, Any]:
+    return {
+        "mean": statistics.fmean(values),
+        "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+        "n": len(values),
+        "values": values,
+    }
+
+
+def _of(results: Results, kind: str, task: str | None = None) -> dict[str, list[dict[str, Any]]]:
+    return {
+        backend: sorted(
+            (r for r in records if r["kind"] == kind and (task is None or r["task"] == task)), key=lambda r: r["seed"]
+        )
+        for backend, records in results.items()
+    }
+
+
+def _parity_tasks(plan: dict[str, Any]) -> list[dict[str, Any]]:
+    return [task for task in plan["tasks"] if task["name"] in plan["parity_tasks"]]
+
+
+def _parity(plan: dict[str, Any], results: Results) -> list[dict[str, Any]]:
+    rows = []
+    for task in _parity_tasks(plan):
+        runs = _of(results, "parity", task["name"])
+        backends = {b: _stats([r["test_accuracy"] for r in rs]) for b, rs in runs.items() if rs}
+        means = [s["mean"] for s in backends.values()]
+        spread = max(means) - min(means) if len(means) > 1 else None
+        complete = [b for b in plan["backends"] if b in backends and backends[b]["n"] >= len(plan["seeds"])]
+        if len(plan["seeds"]) < MIN_SEEDS:
+            verdict = f"indicative only ({len(plan['seeds'])} seed)"
+        elif spread is not None and spread > plan["tolerance"]:
+            verdict = "fail"
+        elif len(complete) == len(plan["backends"]) and len(complete) > 1:
+            verdict = "pass"
+        else:
+            verdict = "incomplete"
+        rows.append({"task": task["name"], "backends": backends, "spread": spread, "verdict": verdict})
+    return rows
+
+
+def _transfer(plan: dict[str, Any], results: Results) -> list[dict[str, Any]]:
+    reference = plan["reference"]
+    rows = []
+    for task in _parity_tasks(plan):
+        name = task["name"]
+        fine = [r["test_accuracy"] for rs in _of(results, "parity", name).values() for r in rs]
+        reference_fine = [r["test_accuracy"] for r in _of(results, "parity", name).get(reference, [])]
+        probe = [r["test_accuracy"] for r in _of(results, "probe", name).get(reference, [])]
+        scratch = [r["test_accuracy"] for r in _of(results, "scratch", name).get(reference, [])]
+        row: dict[str, Any] = {
+            "task": name,
+            "reference": reference,
+            "fine_tuned_all": _stats(fine) if fine else None,
+            "fine_tuned": _stats(reference_fine) if reference_fine else None,
+            "linear_probe": _stats(probe) if probe else None,
+            "scratch": _stats(scratch) if scratch else None,
+            "epochs": task["head_epochs"] + task["fine_tune_epochs"],
+        }
+        if row["fine_tuned"] and row["scratch"]:
+            row["gain_over_scratch"] = row["fine_tuned"]["mean"] - row["scratch"]["mean"]
+            row["verdict"] = "transfer wins" if row["gain_over_scratch"] > 0 else "scratch wins"
+        else:
+            row["verdict"] = "incomplete"
+        rows.append(row)
+    return rows
+
+
+def _phase(record: dict[str, Any], name: str) -> dict[str, Any] | None:
+    return next((p for p in record["phases"] if p["name"] == name), None)
+
+
+def _speed(plan: dict[str, Any], results: Results) -> list[dict[str, Any]]:
+    rows = []
+    for backend in plan["backends"]:
+        records = results.get(backend, [])
+        if not records:
+            continue
+        row: dict[str, Any] = {"backend": backend, "device": next((r.get("device") for r in records), None)}
+        fine, head = [], []
+        for record in (r for r in records if r["kind"] == "parity"):
+            train = record["dataset"]["train"]
+            if (phase := _phase(record, "fine-tune")) is not None:
+                # The first epoch includes compiling the step (tf.function/XLA, jit): leave it out when there are more.
+                epochs = phase["epochs"][1:] or phase["epochs"]
+                fine.append(statistics.fmean(e["images_per_second"] for e in epochs))
+            if (phase := _phase(record, "head")) is not None and phase["seconds"] > 0:
+                head.append(train * len(phase["epochs"]) / phase["seconds"])
+        row["fine_tune_images_per_second"] = statistics.fmean(fine) if fine else None
+        row["frozen_phase_images_per_second"] = statistics.fmean(head) if head else None
+        cached = next(
+            (
+                r
+                for r in records
+                if r["kind"] == "probe" and r["task"] == plan["cache_task"] and r["seed"] == plan["seeds"][0]
+            ),
+            None,
+        )
+        naive = next((r for r in records if r["kind"] == "naive"), None)
+        if cached and naive:
+            cached_seconds = _phase(cached, "head")["seconds"]  # type: ignore[index]
+            naive_seconds = _phase(naive, "head")["seconds"]  # type: ignore[index]
+            row["cache"] = {
+                "task": plan["cache_task"],
+                "cached_seconds": cached_seconds,
+                "naive_seconds": naive_seconds,
+                "speedup": naive_seconds / cached_seconds if cached_seconds > 0 else None,
+                "cached_accuracy": cached["test_accuracy"],
+                "naive_accuracy": naive["test_accuracy"],
+                "accuracy_difference": abs(cached["test_accuracy"] - naive["test_accuracy"]),
+            }
+        overhead = next((r for r in records if r["kind"] == "overhead"), None)
+        if overhead:
+            row["overhead"] = {k: overhead[k] for k in ("ratio", "tlcore_median", "hand_median", "hand_loop", "freeze")}
+        row["peak_rss_bytes"] = max(r["peak_rss_bytes"] for r in records)
+        device_peaks = [
+            r["peak_memory"]["device_bytes"] for r in records if r.get("peak_memory", {}).get("device_bytes")
+        ]
+        row["peak_device_bytes"] = max(device_peaks) if device_peaks else None
+        row["versions"] = next((r["versions"] for r in records if r.get("versions")), {})
+        rows.append(row)
+    return rows
+
+
+def build_report(folder: Path) -> dict[str, Any]:
+    """The report of the benchmark in ``folder``, from what has finished so far."""
+    meta = json.loads((folder / "plan.json").read_text())
+    plan = meta["plan"]
+    status_path = folder / "status.json"
+    statuses = json.loads(status_path.read_text()) if status_path.exists() else {}
+    results = load_results(folder)
+    errors = _errors(folder)
+    for backend, messages in errors.items():
+        statuses.setdefault(backend, {}).setdefault("errors", messages)
+    parity = _parity(plan, results)
+    speed = _speed(plan, results)
+    checks = {
+        "parity": bool(parity) and all(row["verdict"] == "pass" for row in parity),
+        "transfer": all(row["verdict"] == "transfer wins" for row in _transfer(plan, results)),
+        "overhead": bool(speed) and all(r.get("overhead", {}).get("ratio", 0) >= 0.95 for r in speed),
+        "cache": bool(speed)
+        and all(
+            r.get("cache", {}).get("speedup", 0) >= 10 and r["cache"]["accuracy_difference"] <= plan["tolerance"]
+            for r in speed
+        ),
+    }
+    return {
+        "plan": plan,
+        "command": meta.get("command"),
+        "machine": meta.get("machine", {}),
+        "started": meta.get("started"),
+        "statuses": statuses,
+        "parity": parity,
+        "transfer": _transfer(plan, results),
+        "speed": speed,
+        "checks": checks,
+        "jobs_finished": sum(len(r) for r in results.values()),
+    }
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.2f}"
+
+
+def _mean_std(stats: dict[str, Any] | None) -> str:
+    if not stats:
+        return "-"
+    return f"{100 * stats['mean']:.2f} ± {100 * stats['std']:.2f} (n={stats['n']})"
+
+
+def _number(value: float | None, digits: int = 0) -> str:
+    return "-" if value is None else f"{value:,.{digits}f}"
+
+
+def render_markdown(report: dict[str, Any]) -> str:
+    """The report as Markdown tables, for people and for the README."""
+    plan, machine = report["plan"], report["machine"]
+    backends = plan["backends"]
+    lines = [
+        f"# tlcore benchmark: {plan['name']}",
+        "",
+        f"Command: `{report['command']}`  ",
+        f"Started: {report['started']}; machine: {machine.get('cpu', '?')}, {machine.get('cores', '?')} cores, "
+        f"{machine.get('memory_gib', '?')} GiB, {machine.get('gpu') or 'no GPU'}; Python {machine.get('python', '?')}",
+        "",
+        "efficientnet_lite0 with ImageNet weights from one neutral checkpoint, two-phase recipe "
+        f"(head on frozen features, then fine-tuning); seeds {', '.join(map(str, plan['seeds']))}; "
+        f"tolerance: every backend's mean within {100 * plan['tolerance']:.1f} points of the others.",
+        "",
+        "## Backends",
+        "",
+        "| backend | state | versions |",
+        "| --- | --- | --- |",
+    ]
+    versions = {row["backend"]: row["versions"] for row in report["speed"]}
+    for backend in backends:
+        status = report["statuses"].get(backend, {"state": "not run"})
+        state = status.get("state", "?")
+        detail = status.get("error") or "; ".join(status.get("errors", []))
+        text = f"{state}: {detail}" if detail else state
+        version = ", ".join(f"{k} {v}" for k, v in versions.get(backend, {}).items() if v)
+        lines.append(f"| {backend} | {text.replace('|', '/')} | {version or '-'} |")
+    lines += ["", "## Accuracy parity (test accuracy %, mean ± std over seeds)", ""]
+    lines.append("| task | " + " | ".join(backends) + " | spread (points) | verdict |")
+    lines.append("| --- |" + " --- |" * (len(backends) + 2))
+    for row in report["parity"]:
+        cells = [_mean_std(row["backends"].get(b)) for b in backends]
+        spread = "-" if row["spread"] is None else f"{100 * row['spread']:.2f}"
+        lines.append(f"| {row['task']} | " + " | ".join(cells) + f" | {spread} | {row['verdict']} |")
+    lines += [
+        "",
+        f"## Transfer value (test accuracy %, on {plan['reference']}; fine-tuned over every backend in brackets)",
+        "",
+        "| task | fine-tuned | linear probe | from scratch, same epochs | transfer gain (points) | verdict |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for row in report["transfer"]:
+        everyone = row["fine_tuned_all"]
+        brackets = f" [{100 * everyone['mean']:.2f}]" if everyone else ""
+        gain = row.get("gain_over_scratch")
+        lines.append(
+            f"| {row['task']} | {_mean_std(row['fine_tuned'])}{brackets} | {_mean_std(row['linear_probe'])} | "
+            f"{_mean_std(row['scratch'])} ({row['epochs']} epochs) | {_pct(gain)} | {row['verdict']} |"
+        )
+    lines += [
+        "",
+        "## Speed and memory",
+        "",
+        "| backend | fine-tuning img/s | frozen phase img/s (cached) | cached vs naive frozen phase | "
+        "accuracy cached / naive | tlcore vs hand loop img/s | overhead ratio | peak host memory |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for row in report["speed"]:
+        cache, overhead = row.get("cache"), row.get("overhead")
+        cache_cell = (
+            f"{cache['cached_seconds']:.1f} s vs {cache['naive_seconds']:.1f} s ({cache['speedup']:.1f}x)"
+            if cache
+            else "-"
+        )
+        accuracy_cell = f"{_pct(cache['cached_accuracy'])} / {_pct(cache['naive_accuracy'])}" if cache else "-"
+        rates = (
+            f"{overhead['tlcore_median']:.0f} vs {overhead['hand_median']:.0f} ({overhead['hand_loop']})"
+            if overhead
+            else "-"
+        )
+        ratio = f"{overhead['ratio']:.3f}" if overhead else "-"
+        memory = f"{row['peak_rss_bytes'] / 2**30:.2f} GiB"
+        if row.get("peak_device_bytes"):
+            memory += f" (+{row['peak_device_bytes'] / 2**30:.2f} GiB device)"
+        lines.append(
+            f"| {row['backend']} ({row['device']}) | {_number(row['fine_tune_images_per_second'])} | "
+            f"{_number(row['frozen_phase_images_per_second'])} | {cache_cell} | {accuracy_cell} | {rates} | "
+            f"{ratio} | {memory} |"
+        )
+    checks = report["checks"]
+    lines += [
+        "",
+        "Checks: "
+        + ", ".join(f"{name} {'passed' if ok else 'not passed'}" for name, ok in checks.items())
+        + f". Jobs finished: {report['jobs_finished']}.",
+        "",
+        "Fine-tuning img/s: the fine-tuning phase's training throughput, data preparation included, the first "
+        "(compiling) epoch left out when there are more. Frozen phase img/s: training images x "
+        "epochs / the phase's time, feature extraction included. Cached vs naive: the frozen phase with the "
+        "backbone's features computed once, against recomputing them every epoch. Overhead ratio: tlcore's "
+        "training step throughput over the hand-written loop's, same model, batches, batch size and float32 "
+        "(1.0 = no overhead). Peak host memory: the largest resident set of the backend's process.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write_report(folder: Path) -> dict[str, Any]:
+    """Write ``report.json``, ``report.md`` and the plots into ``folder``; return the report."""
+    report = build_report(folder)
+    report["plots"] = {
+        "accuracy": plot_accuracy(report, folder / "accuracy.png"),
+        "curves": plot_curves(report["plan"], load_results(folder), folder / "curves.png"),
+        "throughput": plot_throughput(report, folder / "throughput.png"),
+    }
+    report["plots"] = {k: str(v) if v else None for k, v in report["plots"].items()}
+    write_json(folder / "report.json", report)
+    write_with(folder / "report.md", lambda temporary: temporary.write_text(render_markdown(report)))
+    return report

@@ -1,0 +1,242 @@
+"""What the shared benchmark runs: its tasks, their recipes, and the quick and full plans.
+
+Every task is efficientnet_lite0 with its ImageNet weights, loaded by every
+backend from one neutral checkpoint, transferred with the two-phase recipe:
+a linear head on the frozen backbone (features computed once), then the last
+stages fine-tuned at a lower learning rate with BatchNorm in inference mode.
+Beside it, for transfer value, the same head phase alone (a linear probe on
+frozen features) and the same architecture trained from random initialisation
+for the same number of epochs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+from tlcore import FineTuneAt, Frozen, Unfrozen
+from tlcore._recipe import AugmentationConfig, BackboneConfig, DataConfig, HeadConfig, Recipe
+from tlcore.training import Phase
+
+__all__ = ["FULL", "QUICK", "BenchPlan", "Task", "parity_recipe", "probe_recipe", "scratch_recipe"]
+
+ALL_BACKENDS: tuple[str, ...] = ("torch", "keras-tensorflow", "keras-torch", "keras-jax")
+
+
+@dataclass(frozen=True)
+class Task:
+    """One target dataset and the budget of the two-phase recipe on it."""
+
+    name: str
+    dataset: str
+    labels_per_class: int
+    validation_per_class: int = 20
+    test_fraction: float = 0.3  # for datasets without an official test split
+    test_per_class: int | None = 60
+    image_size: int = 48
+    shift: int = 3
+    head_epochs: int = 20
+    head_learning_rate: float = 3e-3
+    fine_tune_epochs: int = 2
+    fine_tune_at: str = "stage5"
+    fine_tune_learning_rate: float = 1e-4
+    batch_size: int = 32
+
+    @property
+    def epochs(self) -> int:
+        """The recipe's whole budget in epochs, which training from scratch gets too."""
+        return self.head_epochs + self.fine_tune_epochs
+
+
+@dataclass(frozen=True)
+class BenchPlan:
+    """A whole benchmark: tasks, seeds, backends and the speed measurements' sizes.
+
+    ``reference`` is the backend that also trains from scratch (the most
+    expensive run: every layer, every epoch). ``cache_task`` is the task whose
+    frozen phase is timed with cached features and without. ``overhead_batches``
+    batches are trained for ``overhead_epochs`` epochs in ``overhead_rounds``
+    alternating rounds by tlcore and by a hand-written loop.
+    """
+
+    name: str
+    tasks: tuple[Task, ...]
+    parity_tasks: tuple[str, ...]
+    seeds: tuple[int, ...] = (0, 1, 2)
+    backends: tuple[str, ...] = ALL_BACKENDS
+    reference: str = "torch"
+    scratch_seeds: tuple[int, ...] = (0,)
+    cache_task: str = ""
+    overhead_batches: int = 16
+    overhead_epochs: int = 3
+    overhead_rounds: int = 2
+    tolerance: float = 0.005
+    weights: str = "imagenet:efficientnet_lite0"
+
+    def task(self, name: str) -> Task:
+        """The task called ``name``."""
+        for task in self.tasks:
+            if task.name == name:
+                return task
+        raise KeyError(name)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready description, written into the plan and the report."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> BenchPlan:
+        """The plan :meth:`to_dict` wrote."""
+        tasks = tuple(Task(**task) for task in data["tasks"])
+        tuples = {key: tuple(data[key]) for key in ("parity_tasks", "seeds", "backends", "scratch_seeds")}
+        return cls(**{**data, **tuples, "tasks": tasks})
+
+
+MNIST = Task("mnist-5k/100", "mnist-5k", labels_per_class=100)
+DIGITS = Task("digits", "digits", labels_per_class=100, test_fraction=0.25)
+FASHION_100 = Task("fashion-mnist/100", "fashion-mnist", labels_per_class=100)
+# 10,000 training images, so a smaller budget to fit the slowest backend (keras-jax) on a 2-core CPU: 32 pixels,
+# a shorter head phase (cheap with cached features, but training from scratch gets as many epochs over all
+# 10,000 images) and one fine-tuning epoch.
+FASHION_1000 = Task(
+    "fashion-mnist/1000",
+    "fashion-mnist",
+    labels_per_class=1000,
+    image_size=32,
+    shift=2,
+    head_epochs=5,
+    fine_tune_epochs=1,
+)
+# The frozen phase timed with cached features and without: a small task, so that recomputing the backbone
+# every epoch (the naive way) stays affordable on the slowest backend.
+CACHE = Task("digits/50", "digits", labels_per_class=50, validation_per_class=10, test_fraction=0.25, head_epochs=30)
+
+FULL = BenchPlan(
+    name="full",
+    tasks=(MNIST, DIGITS, FASHION_100, FASHION_1000, CACHE),
+    parity_tasks=(MNIST.name, DIGITS.name, FASHION_100.name, FASHION_1000.name),
+    seeds=(0, 1, 2),
+    cache_task=CACHE.name,
+    overhead_batches=8,
+)
+
+QUICK = BenchPlan(
+    name="quick",
+    tasks=(CACHE,),
+    parity_tasks=(CACHE.name,),
+    seeds=(0,),
+    cache_task=CACHE.name,
+    overhead_batches=4,
+    overhead_epochs=3,
+    overhead_rounds=1,
+)
+
+
+def _data(task: Task) -> DataConfig:
+    return DataConfig(
+        dataset=task.dataset,
+        image_size=task.image_size,
+        labels_per_class=task.labels_per_class,
+        validation_per_class=task.validation_per_class,
+        test_fraction=task.test_fraction,
+        test_per_class=task.test_per_class,
+        batch_size=task.batch_size,
+        augmentation=AugmentationConfig(shift=task.shift),
+    )
+
+
+def _head_phase(task: Task, *, cache: bool = True) -> Phase:
+    return Phase(
+        name="head",
+        freeze=Frozen(),
+        epochs=task.head_epochs,
+        learning_rate=task.head_learning_rate,
+        augment=False,
+        cache_features=cache,
+    )
+
+
+def parity_recipe(task: Task, weights: str, seed: int) -> Recipe:
+    """The two-phase transfer recipe of ``task``."""
+    fine_tune = Phase(
+        name="fine-tune",
+        freeze=FineTuneAt(task.fine_tune_at),
+        epochs=task.fine_tune_epochs,
+        learning_rate=task.fine_tune_learning_rate,
+        schedule="cosine",
+    )
+    return Recipe(
+        backbone=BackboneConfig("efficientnet_lite0", weights),
+        data=_data(task),
+        phases=(_head_phase(task), fine_tune),
+        head=HeadConfig("linear", {"dropout": 0.0}),
+        name=f"bench {task.name}",
+        seed=seed,
+    )
+
+
+def probe_recipe(task: Task, weights: str, seed: int, *, cache: bool = True) -> Recipe:
+    """The linear probe: the recipe's head phase alone, on the frozen pretrained backbone."""
+    recipe = parity_recipe(task, weights, seed)
+    return replace(recipe, phases=(_head_phase(task, cache=cache),), name=f"probe {task.name}")
+
+
+def scratch_recipe(task: Task, seed: int) -> Recipe:
+    """The same architecture from random initialisation, every layer trained for the recipe's epochs.
+
+    BatchNorm trains its statistics here, with torch's default momentum 0.1:
+    inference-mode BatchNorm would not learn from random statistics, and the
+    pretrained backbone's 0.01 leaves them far from converged after a few
+    hundred steps (measured: chance-level test accuracy at 93 % training
+    accuracy).
+    """
+    recipe = parity_recipe(task, "none", seed)
+    phase = Phase(
+        name="scratch",
+        freeze=Unfrozen(train_bn=True),
+        epochs=task.epochs,
+        learning_rate=1e-3,
+        schedule="cosine",
+    )
+    return replace(
+        recipe,
+        backbone=replace(recipe.backbone, weights=None, bn_momentum=0.1),
+        phases=(phase,),
+        name=f"scratch {task.name}",
+    )
+
+
+@dataclass
+class Job:
+    """One unit of work on one backend; its result is one JSON file named after ``key``."""
+
+    kind: str  # parity, probe, naive, scratch, overhead
+    task: str = ""
+    seed: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        """A file-name-safe unique name."""
+        task = self.task.replace("/", "-")
+        return f"{self.kind}_{task}_s{self.seed}" if self.task else self.kind
+
+
+def jobs_for(plan: BenchPlan, backend: str) -> list[Job]:
+    """Every job ``backend`` runs in ``plan``, cheapest evidence first."""
+    jobs: list[Job] = []
+    if plan.cache_task:
+        jobs += [Job("probe", plan.cache_task, plan.seeds[0]), Job("naive", plan.cache_task, plan.seeds[0])]
+    jobs.append(Job("overhead", plan.parity_tasks[0], plan.seeds[0]))
+    for seed in plan.seeds:
+        jobs += [Job("parity", task, seed) for task in plan.parity_tasks]
+    if backend == plan.reference:
+        for seed in plan.seeds:
+            jobs += [
+                Job("probe", task, seed)
+                for task in plan.parity_tasks
+                if not (task == plan.cache_task and seed == plan.seeds[0])
+            ]
+        for seed in plan.scratch_seeds:
+            jobs += [Job("scratch", task, seed) for task in plan.parity_tasks]
+    return jobs

@@ -1,0 +1,208 @@
+"""One backend's share of the benchmark, run in a process of its own.
+
+``python -m tlcore_bench.worker --bench DIR --backend NAME`` reads
+``DIR/plan.json`` and runs every job of that backend that has no result yet,
+writing each result to ``DIR/runs/NAME/JOB.json`` (atomically) as soon as it
+finishes, so an interrupted benchmark resumes where it stopped. It prints
+one ``@@`` line when a job starts and one when it ends, for the parent's
+progress display; everything else it prints is the log.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import time
+import traceback
+from collections.abc import Iterator, Sequence
+from dataclasses import replace
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tlcore import FineTuneAt, get_backend
+from tlcore._io import write_json
+from tlcore._runner import make_head, open_dataset, run_recipe
+from tlcore.data import Augmentation, Batches, ImagePipeline, make_splits
+from tlcore.plugins import load_plugins
+from tlcore.training import Phase, TrainerOptions
+from tlcore_bench.baselines import hand_loop
+from tlcore_bench.tasks import BenchPlan, Job, Task, jobs_for, parity_recipe, probe_recipe, scratch_recipe
+
+__all__ = ["main", "run_job"]
+
+
+def _peak_rss_bytes() -> int:
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
+
+
+class FixedBatches:
+    """The same prepared batches every epoch, in the same order (the trainer's ``BatchSource``)."""
+
+    augment = False
+
+    def __init__(self, batches: Sequence[tuple[np.ndarray, np.ndarray]], num_classes: int) -> None:
+        self.batches = list(batches)
+        self.batch_size = len(self.batches[0][1])
+        self._num_classes = num_classes
+
+    @property
+    def num_examples(self) -> int:
+        return sum(len(labels) for _, labels in self.batches)
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return len(self.batches)
+
+    @property
+    def num_classes(self) -> int:
+        return self._num_classes
+
+    def epoch(self, epoch: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        return iter(self.batches)
+
+    def order(self, epoch: int) -> np.ndarray:
+        return np.arange(self.num_examples)
+
+    def ordered(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        return iter(self.batches)
+
+    def without_augmentation(self) -> FixedBatches:
+        return self
+
+
+def run_overhead(plan: BenchPlan, task: Task, backend: str, weights: str, seed: int) -> dict[str, Any]:
+    """tlcore's training step against the framework's hand-written loop, on one model, alternating rounds.
+
+    The model fine-tunes from ``task.fine_tune_at`` (the expensive phase) on
+    ``plan.overhead_batches`` prepared batches. The first epoch of every round
+    is a warm-up (compilation) and is not counted; the ratio is of the
+    median throughputs.
+    """
+    recipe = parity_recipe(task, weights, seed)
+    native = get_backend(backend)
+    spec = load_plugins().backbone("efficientnet_lite0", backend)
+    size = (task.image_size, task.image_size)
+    splits = make_splits(
+        open_dataset(task.dataset),
+        seed=seed,
+        labels_per_class=task.labels_per_class,
+        validation_per_class=task.validation_per_class,
+        test_fraction=task.test_fraction,
+    )
+    pipeline = ImagePipeline(spec.input, size, Augmentation())
+    batches = Batches(splits.train, pipeline, batch_size=task.batch_size, shuffle=True, seed=seed)
+    prepared = [b for b in islice(batches.epoch(0), plan.overhead_batches) if len(b[1]) == task.batch_size]
+    source = FixedBatches(prepared, splits.train.num_classes)
+    native.seed(seed)
+    model = native.build_model(
+        spec, make_head(recipe, splits.train.num_classes), weights=weights, seed=seed, image_size=size
+    )
+    trainer = native.make_trainer(model, TrainerOptions(seed=seed, progress=False))
+    phase = Phase(
+        name="overhead",
+        freeze=FineTuneAt(task.fine_tune_at),
+        epochs=plan.overhead_epochs,
+        learning_rate=task.fine_tune_learning_rate,
+        keep_best=False,
+        cache_features=False,
+    )
+    loop = hand_loop(backend)
+    library: list[float] = []
+    hand: list[float] = []
+    for _ in range(plan.overhead_rounds):
+        history = trainer.fit(source, [phase])
+        library += [e.images_per_second for e in history.phases[-1].epochs[1:]]
+        hand += loop(model.native, prepared, task.fine_tune_learning_rate, plan.overhead_epochs)[1:]
+    library_rate, hand_rate = float(np.median(library)), float(np.median(hand))
+    return {
+        "task": task.name,
+        "freeze": phase.freeze.describe(),
+        "batch_size": task.batch_size,
+        "image_size": task.image_size,
+        "images_per_epoch": source.num_examples,
+        "tlcore_images_per_second": library,
+        "hand_images_per_second": hand,
+        "tlcore_median": library_rate,
+        "hand_median": hand_rate,
+        "ratio": library_rate / hand_rate if hand_rate > 0 else 0.0,
+        "hand_loop": "plain torch loop" if backend == "torch" else "keras.Model.fit",
+        "device": native.device(),
+        "versions": native.versions(),
+    }
+
+
+def run_job(job: Job, plan: BenchPlan, backend: str, weights: str) -> dict[str, Any]:
+    """Run ``job`` on ``backend`` in this process; return its JSON-ready result."""
+    task = plan.task(job.task)
+    started = time.perf_counter()
+    if job.kind == "overhead":
+        record = run_overhead(plan, task, backend, weights, job.seed)
+    else:
+        if job.kind == "parity":
+            recipe = parity_recipe(task, weights, job.seed)
+        elif job.kind in ("probe", "naive"):
+            recipe = probe_recipe(task, weights, job.seed, cache=job.kind == "probe")
+        elif job.kind == "scratch":
+            recipe = scratch_recipe(task, job.seed)
+        else:
+            raise ValueError(f"unknown job kind {job.kind!r}")
+        result = run_recipe(replace(recipe, backend=backend), progress=False)
+        record = {k: v for k, v in result.record.items() if k not in ("platform", "test")}
+        record["per_class_accuracy"] = result.test.per_class_accuracy
+    return {
+        "job": job.key,
+        "kind": job.kind,
+        "task": job.task,
+        "seed": job.seed,
+        "backend": backend,
+        "seconds": time.perf_counter() - started,
+        "peak_rss_bytes": _peak_rss_bytes(),
+        **record,
+    }
+
+
+def _summary(result: dict[str, Any]) -> str:
+    if result["kind"] == "overhead":
+        return f"ratio {result['ratio']:.3f} ({result['tlcore_median']:.0f} vs {result['hand_median']:.0f} img/s)"
+    return f"test accuracy {result['test_accuracy']:.4f} in {result['seconds']:.0f} s"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one backend's jobs; exit 0 when all succeeded, 1 when any failed."""
+    parser = argparse.ArgumentParser(prog="python -m tlcore_bench.worker")
+    parser.add_argument("--bench", required=True, help="the benchmark folder holding plan.json")
+    parser.add_argument("--backend", required=True)
+    args = parser.parse_args(argv)
+    bench = Path(args.bench)
+    meta = json.loads((bench / "plan.json").read_text())
+    plan = BenchPlan.from_dict(meta["plan"])
+    folder = bench / "runs" / args.backend
+    folder.mkdir(parents=True, exist_ok=True)
+    failed = 0
+    for job in jobs_for(plan, args.backend):
+        path = folder / f"{job.key}.json"
+        if path.exists():
+            print(f"@@skip {job.key}", flush=True)
+            continue
+        print(f"@@start {job.key}", flush=True)
+        try:
+            result = run_job(job, plan, args.backend, meta["weights"])
+        except Exception as exc:  # one failed job is reported; the others still run
+            failed += 1
+            traceback.print_exc()
+            write_json(folder / f"{job.key}.error.json", {"job": job.key, "error": f"{type(exc).__name__}: {exc}"})
+            print(f"@@fail {job.key} {type(exc).__name__}: {str(exc)[:200]}", flush=True)
+            continue
+        write_json(path, result)
+        (folder / f"{job.key}.error.json").unlink(missing_ok=True)
+        print(f"@@done {job.key} {_summary(result)}", flush=True)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

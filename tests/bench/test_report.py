@@ -1,0 +1,159 @@
+"""The benchmark's plans, job lists and report, from synthetic results (no framework, no training)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tlcore_bench.report import build_report, render_markdown, write_report
+from tlcore_bench.tasks import FULL, QUICK, BenchPlan, Task, jobs_for
+
+from tlcore._io import write_json
+
+TINY = Task("tiny", "digits", labels_per_class=5, validation_per_class=2, test_per_class=5, image_size=32)
+PLAN = BenchPlan(
+    name="test",
+    tasks=(TINY,),
+    parity_tasks=("tiny",),
+    seeds=(0, 1, 2),
+    backends=("torch", "keras-jax"),
+    cache_task="tiny",
+)
+
+
+def test_plans_round_trip_through_json() -> None:
+    for plan in (FULL, QUICK, PLAN):
+        assert BenchPlan.from_dict(json.loads(json.dumps(plan.to_dict()))) == plan
+
+
+def test_full_plan_covers_the_issue_tasks_with_three_seeds() -> None:
+    names = {FULL.task(name).dataset + f"/{FULL.task(name).labels_per_class}" for name in FULL.parity_tasks}
+    assert names == {"mnist-5k/100", "fashion-mnist/100", "fashion-mnist/1000", "digits/100"}
+    assert len(FULL.seeds) >= 3
+    assert set(FULL.backends) == {"torch", "keras-tensorflow", "keras-torch", "keras-jax"}
+
+
+def test_only_the_reference_backend_trains_from_scratch_and_probes_every_task() -> None:
+    reference = [job.key for job in jobs_for(FULL, "torch")]
+    other = [job.key for job in jobs_for(FULL, "keras-jax")]
+    assert len(reference) == len(set(reference))
+    assert any(key.startswith("scratch_") for key in reference)
+    assert not any(key.startswith("scratch_") for key in other)
+    parity = [key for key in other if key.startswith("parity_")]
+    assert len(parity) == len(FULL.parity_tasks) * len(FULL.seeds)
+    assert {"probe_digits-50_s0", "naive_digits-50_s0", "overhead_mnist-5k-100_s0"} <= set(other)
+
+
+def _parity(backend: str, seed: int, accuracy: float) -> dict[str, Any]:
+    epochs = [{"val_accuracy": 0.5 + 0.1 * i, "images_per_second": 100.0} for i in range(3)]
+    return {
+        "kind": "parity",
+        "task": "tiny",
+        "seed": seed,
+        "backend": backend,
+        "test_accuracy": accuracy,
+        "peak_rss_bytes": 2**30,
+        "peak_memory": {"device_bytes": None},
+        "device": "cpu",
+        "versions": {"numpy": "2"},
+        "dataset": {"train": 50},
+        "phases": [
+            {"name": "head", "seconds": 2.0, "epochs": epochs, "images_per_second": 1000.0},
+            {
+                "name": "fine-tune",
+                "seconds": 4.0,
+                "images_per_second": 70.0,
+                "epochs": [
+                    {"val_accuracy": 0.9, "images_per_second": 50.0},
+                    {"val_accuracy": 0.9, "images_per_second": 90.0},
+                ],
+            },
+        ],
+    }
+
+
+def _bench(tmp_path: Path, accuracies: dict[str, list[float]], statuses: dict[str, Any] | None = None) -> Path:
+    write_json(tmp_path / "plan.json", {"plan": PLAN.to_dict(), "command": "tlcore bench", "machine": {"cores": 2}})
+    for backend, values in accuracies.items():
+        for seed, value in enumerate(values):
+            write_json(tmp_path / "runs" / backend / f"parity_tiny_s{seed}.json", _parity(backend, seed, value))
+    if statuses is not None:
+        write_json(tmp_path / "status.json", statuses)
+    return tmp_path
+
+
+def test_parity_passes_when_every_mean_is_within_the_tolerance(tmp_path: Path) -> None:
+    bench = _bench(tmp_path, {"torch": [0.90, 0.91, 0.92], "keras-jax": [0.91, 0.91, 0.913]})
+    row = build_report(bench)["parity"][0]
+    assert row["verdict"] == "pass"
+    assert row["spread"] == pytest.approx(0.001, abs=1e-9)
+    assert row["backends"]["torch"]["mean"] == pytest.approx(0.91)
+    assert row["backends"]["torch"]["std"] == pytest.approx(0.01)
+
+
+def test_parity_fails_beyond_the_tolerance_and_is_incomplete_with_missing_seeds(tmp_path: Path) -> None:
+    failing = build_report(_bench(tmp_path / "a", {"torch": [0.90] * 3, "keras-jax": [0.92] * 3}))
+    assert failing["parity"][0]["verdict"] == "fail"
+    assert not failing["checks"]["parity"]
+    partial = build_report(_bench(tmp_path / "b", {"torch": [0.90] * 3, "keras-jax": [0.90]}))
+    assert partial["parity"][0]["verdict"] == "incomplete"
+
+
+def test_a_crashed_or_missing_backend_is_in_the_table_and_the_others_are_kept(tmp_path: Path) -> None:
+    statuses = {
+        "torch": {"state": "ok", "seconds": 3.0},
+        "keras-jax": {"state": "crashed", "error": "process killed by signal 11", "log_tail": []},
+    }
+    bench = _bench(tmp_path, {"torch": [0.9, 0.9, 0.9]}, statuses)
+    report = write_report(bench)
+    text = (bench / "report.md").read_text()
+    assert "| keras-jax | crashed: process killed by signal 11 |" in text
+    assert "90.00 ± 0.00 (n=3)" in text
+    assert report["parity"][0]["verdict"] == "incomplete"
+    assert json.loads((bench / "report.json").read_text())["statuses"]["keras-jax"]["state"] == "crashed"
+
+
+def test_transfer_value_and_speed_rows(tmp_path: Path) -> None:
+    bench = _bench(tmp_path, {"torch": [0.9, 0.9, 0.9], "keras-jax": [0.9, 0.9, 0.9]})
+    probe = {**_parity("torch", 0, 0.8), "kind": "probe", "phases": [{"name": "head", "seconds": 2.0, "epochs": []}]}
+    naive = {
+        **probe,
+        "kind": "naive",
+        "test_accuracy": 0.8,
+        "phases": [{"name": "head", "seconds": 30.0, "epochs": []}],
+    }
+    scratch = {**_parity("torch", 0, 0.7), "kind": "scratch"}
+    overhead = {
+        **_parity("torch", 0, 0.0),
+        "kind": "overhead",
+        "ratio": 0.97,
+        "tlcore_median": 97.0,
+        "hand_median": 100.0,
+        "hand_loop": "plain torch loop",
+        "freeze": "fine_tune_at(stage5)",
+    }
+    for name, record in (("probe", probe), ("naive", naive), ("scratch", scratch), ("overhead", overhead)):
+        write_json(bench / "runs" / "torch" / f"{name}.json", record)
+    report = build_report(bench)
+    transfer = report["transfer"][0]
+    assert transfer["verdict"] == "transfer wins"
+    assert transfer["gain_over_scratch"] == pytest.approx(0.2)
+    assert transfer["linear_probe"]["mean"] == pytest.approx(0.8)
+    torch_speed = next(row for row in report["speed"] if row["backend"] == "torch")
+    assert torch_speed["cache"]["speedup"] == pytest.approx(15.0)
+    assert torch_speed["overhead"]["ratio"] == pytest.approx(0.97)
+    assert torch_speed["fine_tune_images_per_second"] == pytest.approx(90.0)  # the compiling epoch left out
+    markdown = render_markdown(report)
+    assert "2.0 s vs 30.0 s (15.0x)" in markdown
+    assert "| 0.970 |" in markdown
+
+
+def test_one_seed_gives_no_parity_verdict(tmp_path: Path) -> None:
+    write_json(tmp_path / "plan.json", {"plan": {**PLAN.to_dict(), "seeds": [0]}})
+    for backend, value in (("torch", 0.9), ("keras-jax", 0.8)):
+        write_json(tmp_path / "runs" / backend / "parity_tiny_s0.json", _parity(backend, 0, value))
+    row = build_report(tmp_path)["parity"][0]
+    assert row["verdict"] == "indicative only (1 seed)"
+    assert row["spread"] == pytest.approx(0.1)
