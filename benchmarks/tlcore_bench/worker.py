@@ -136,6 +136,27 @@ def run_overhead(plan: BenchPlan, task: Task, backend: str, weights: str, seed: 
     }
 
 
+def warm_up(backend: str) -> float:
+    """One training step and one prediction on random data, so that no timed job pays the process's one-time costs.
+
+    A framework's first optimizer, compiled step or kernel in a process loads
+    code (torch's first optimizer imports about 1.5 s of modules): whichever
+    job came first would be charged for it. Returns the seconds it took.
+    """
+    from tlcore import Frozen, HeadSpec
+
+    started = time.perf_counter()
+    native = get_backend(backend)
+    spec = load_plugins().backbone("efficientnet_lite0", backend)
+    model = native.build_model(spec, HeadSpec(num_outputs=2), weights=None, seed=0, image_size=(32, 32))
+    trainer = native.make_trainer(model, TrainerOptions(progress=False))
+    images = np.random.default_rng(0).random((4, 32, 32, 3), dtype=np.float32)
+    source = FixedBatches([(images, np.array([0, 1, 0, 1]))], num_classes=2)
+    trainer.fit(source, [Phase(freeze=Frozen(), epochs=1), Phase(freeze=FineTuneAt("top"), epochs=1)])
+    trainer.evaluate(source)
+    return time.perf_counter() - started
+
+
 def run_job(job: Job, plan: BenchPlan, backend: str, weights: str) -> dict[str, Any]:
     """Run ``job`` on ``backend`` in this process; return its JSON-ready result."""
     task = plan.task(job.task)
@@ -184,6 +205,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     folder = bench / "runs" / args.backend
     folder.mkdir(parents=True, exist_ok=True)
     failed = 0
+    jobs = [job for job in jobs_for(plan, args.backend) if not (folder / f"{job.key}.json").exists()]
+    if jobs:
+        print(f"warmed up {args.backend} in {warm_up(args.backend):.1f} s", flush=True)
     for job in jobs_for(plan, args.backend):
         path = folder / f"{job.key}.json"
         if path.exists():
