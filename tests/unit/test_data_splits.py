@@ -112,3 +112,20 @@ def test_too_few_examples_names_the_class() -> None:
 def test_bad_options_are_config_errors(option: str, value: object, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         _split(_source(), **{option: value})
+
+
+def test_test_per_class_caps_each_class_of_the_test_split() -> None:
+    full = make_splits(_source(), seed=3, labels_per_class=5, validation_per_class=2, test_fraction=0.5)
+    capped = make_splits(
+        _source(), seed=3, labels_per_class=5, validation_per_class=2, test_fraction=0.5, test_per_class=4
+    )
+    assert np.bincount(capped.test.labels).tolist() == [4, 4, 4]
+    kept = set(capped.test.images[:, 0, 0, 0].tolist())
+    assert kept <= set(full.test.images[:, 0, 0, 0].tolist())  # a subset of the same test split
+    assert np.array_equal(capped.train.images, full.train.images)  # training data unchanged
+    again = make_splits(
+        _source(), seed=3, labels_per_class=5, validation_per_class=2, test_fraction=0.5, test_per_class=4
+    )
+    assert np.array_equal(again.test.images, capped.test.images)
+    with pytest.raises(ConfigError, match="test_per_class must be a positive integer"):
+        make_splits(_source(), seed=0, labels_per_class=5, validation_per_class=0, test_fraction=0.5, test_per_class=0)

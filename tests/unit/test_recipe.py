@@ -101,3 +101,18 @@ def test_recipe_file_errors(tmp_path: Path) -> None:
     bad.write_text("seed = = 1\n")
     with pytest.raises(tlcore.RecipeError, match="is not valid TOML"):
         tlcore.load_recipe(bad)
+
+
+def test_test_per_class_and_bn_momentum_keys() -> None:
+    recipe = tlcore.parse_recipe(
+        minimal(
+            backbone={"name": "x", "bn_momentum": 0.1},
+            data={"dataset": "digits", "test_per_class": 50},
+        )
+    )
+    assert recipe.backbone.bn_momentum == 0.1 and recipe.data.test_per_class == 50
+    assert tlcore.parse_recipe(minimal()).backbone.bn_momentum is None
+    with pytest.raises(tlcore.RecipeError, match=r"'backbone\.bn_momentum' must be in \(0, 1\]; got 1\.5"):
+        tlcore.parse_recipe(minimal(backbone={"name": "x", "bn_momentum": 1.5}))
+    with pytest.raises(tlcore.RecipeError, match=r"'data\.test_per_class' must be at least 1; got 0"):
+        tlcore.parse_recipe(minimal(data={"dataset": "digits", "test_per_class": 0}))
