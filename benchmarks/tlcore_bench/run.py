@@ -89,7 +89,7 @@ def machine() -> dict[str, Any]:
 def _write_plan(plan: BenchPlan, out: Path, weights: Path, command: str) -> None:
     path = out / "plan.json"
     wanted = {
-        "plan": plan.to_dict(),
+        "plan": json.loads(json.dumps(plan.to_dict())),  # as it reads back: tuples become lists
         "weights": str(weights.resolve()),
         "command": command,
         "machine": machine(),

@@ -72,8 +72,9 @@ def test_missing_and_crashing_backends_are_reported_and_the_rest_kept(fake_backe
     assert "| crashing | crashed: process exited with code 139 |" in text
 
 
-def test_a_folder_of_another_plan_is_refused(fake_backends: Path) -> None:
+def test_a_folder_of_another_plan_is_refused_and_the_same_plan_resumes(fake_backends: Path) -> None:
     run_bench(_plan("working"), fake_backends, progress=False)
+    assert run_bench(_plan("working"), fake_backends, progress=False)["statuses"]["working"]["state"] == "ok"
     with pytest.raises(BenchError, match="another benchmark plan"):
         run_bench(BenchPlan(name="other", tasks=(TINY,), parity_tasks=("tiny",)), fake_backends, progress=False)
 
