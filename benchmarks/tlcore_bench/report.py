@@ -98,6 +98,7 @@ def _transfer(plan: dict[str, Any], results: Results) -> list[dict[str, Any]]:
         reference_fine = [r["test_accuracy"] for r in _of(results, "parity", name).get(reference, [])]
         probe = [r["test_accuracy"] for r in _of(results, "probe", name).get(reference, [])]
         scratch = [r["test_accuracy"] for r in _of(results, "scratch", name).get(reference, [])]
+        timed = _of(results, "scratch_time", name).get(reference, [])
         row: dict[str, Any] = {
             "task": name,
             "reference": reference,
@@ -106,12 +107,15 @@ def _transfer(plan: dict[str, Any], results: Results) -> list[dict[str, Any]]:
             "linear_probe": _stats(probe) if probe else None,
             "scratch": _stats(scratch) if scratch else None,
             "epochs": task["head_epochs"] + task["fine_tune_epochs"],
+            "scratch_same_time": _stats([r["test_accuracy"] for r in timed]) if timed else None,
+            "scratch_same_time_epochs": [r["phases"][0]["epochs_planned"] for r in timed],
         }
-        if row["fine_tuned"] and row["scratch"]:
-            row["gain_over_scratch"] = row["fine_tuned"]["mean"] - row["scratch"]["mean"]
-            row["verdict"] = "transfer wins" if row["gain_over_scratch"] > 0 else "scratch wins"
-        else:
-            row["verdict"] = "incomplete"
+        for key, suffix in (("scratch", ""), ("scratch_same_time", "_same_time")):
+            if row["fine_tuned"] and row[key]:
+                row[f"gain{suffix}"] = gain = row["fine_tuned"]["mean"] - row[key]["mean"]
+                row[f"verdict{suffix}"] = "transfer wins" if gain > 0 else "scratch wins"
+            else:
+                row[f"verdict{suffix}"] = "incomplete"
         rows.append(row)
     return rows
 
@@ -187,6 +191,7 @@ def build_report(folder: Path) -> dict[str, Any]:
     checks = {
         "parity": bool(parity) and all(row["verdict"] == "pass" for row in parity),
         "transfer": all(row["verdict"] == "transfer wins" for row in _transfer(plan, results)),
+        "transfer_same_time": all(row["verdict_same_time"] == "transfer wins" for row in _transfer(plan, results)),
         "overhead": bool(speed) and all(r.get("overhead", {}).get("ratio", 0) >= 0.95 for r in speed),
         "cache": bool(speed)
         and all(
@@ -261,16 +266,19 @@ def render_markdown(report: dict[str, Any]) -> str:
         "",
         f"## Transfer value (test accuracy %, on {plan['reference']}; fine-tuned over every backend in brackets)",
         "",
-        "| task | fine-tuned | linear probe | from scratch, same epochs | transfer gain (points) | verdict |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| task | fine-tuned | linear probe | from scratch, same epochs | gain (points) | verdict "
+        "| from scratch, same training time | gain (points) | verdict |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for row in report["transfer"]:
         everyone = row["fine_tuned_all"]
         brackets = f" [{100 * everyone['mean']:.2f}]" if everyone else ""
-        gain = row.get("gain_over_scratch")
+        timed_epochs = ", ".join(map(str, row["scratch_same_time_epochs"])) or "-"
         lines.append(
             f"| {row['task']} | {_mean_std(row['fine_tuned'])}{brackets} | {_mean_std(row['linear_probe'])} | "
-            f"{_mean_std(row['scratch'])} ({row['epochs']} epochs) | {_pct(gain)} | {row['verdict']} |"
+            f"{_mean_std(row['scratch'])} ({row['epochs']} epochs) | {_pct(row.get('gain'))} | {row['verdict']} | "
+            f"{_mean_std(row['scratch_same_time'])} ({timed_epochs} epochs) | {_pct(row.get('gain_same_time'))} | "
+            f"{row['verdict_same_time']} |"
         )
     lines += [
         "",

@@ -215,7 +215,7 @@ def scratch_recipe(task: Task, seed: int) -> Recipe:
 class Job:
     """One unit of work on one backend; its result is one JSON file named after ``key``."""
 
-    kind: str  # parity, probe, naive, scratch, overhead
+    kind: str  # parity, probe, naive, scratch, scratch_time, overhead
     task: str = ""
     seed: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
@@ -244,4 +244,6 @@ def jobs_for(plan: BenchPlan, backend: str) -> list[Job]:
             ]
         for seed in plan.scratch_seeds:
             jobs += [Job("scratch", task, seed) for task in plan.parity_tasks]
+        for seed in plan.scratch_seeds:  # needs the parity and scratch results above
+            jobs += [Job("scratch_time", task, seed) for task in plan.parity_tasks]
     return jobs

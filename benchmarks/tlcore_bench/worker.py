@@ -26,6 +26,7 @@ import numpy as np
 
 from tlcore import FineTuneAt, get_backend
 from tlcore._io import write_json
+from tlcore._recipe import Recipe
 from tlcore._runner import make_head, open_dataset, run_recipe
 from tlcore.data import Augmentation, Batches, ImagePipeline, make_splits
 from tlcore.plugins import load_plugins
@@ -157,10 +158,34 @@ def warm_up(backend: str) -> float:
     return time.perf_counter() - started
 
 
-def run_job(job: Job, plan: BenchPlan, backend: str, weights: str) -> dict[str, Any]:
-    """Run ``job`` on ``backend`` in this process; return its JSON-ready result."""
+def _equal_time_scratch(task: Task, seed: int, folder: Path) -> tuple[Recipe, dict[str, Any]]:
+    """Training from scratch for as many epochs as fit in the transfer recipe's training time on this backend.
+
+    The budget is the parity run's training time (same task and seed); one
+    epoch's time comes from the same-epochs scratch run. Both must be in
+    ``folder`` already (the job list runs them first).
+    """
+    try:
+        parity = json.loads((folder / f"{Job('parity', task.name, seed).key}.json").read_text())
+        scratch = json.loads((folder / f"{Job('scratch', task.name, seed).key}.json").read_text())
+    except FileNotFoundError as exc:
+        raise RuntimeError(f"the equal-time scratch run needs {Path(exc.filename).name} first") from None
+    epoch_seconds = scratch["training_seconds"] / sum(len(p["epochs"]) for p in scratch["phases"])
+    epochs = max(1, round(parity["training_seconds"] / epoch_seconds))
+    recipe = scratch_recipe(task, seed)
+    recipe = replace(recipe, phases=(replace(recipe.phases[0], epochs=epochs),))
+    return recipe, {"budget_seconds": parity["training_seconds"], "scratch_epoch_seconds": epoch_seconds}
+
+
+def run_job(job: Job, plan: BenchPlan, backend: str, weights: str, folder: Path) -> dict[str, Any]:
+    """Run ``job`` on ``backend`` in this process; return its JSON-ready result.
+
+    ``folder`` holds this backend's finished results (the equal-time scratch
+    run reads its budget there).
+    """
     task = plan.task(job.task)
     started = time.perf_counter()
+    extra: dict[str, Any] = {}
     if job.kind == "overhead":
         record = run_overhead(plan, task, backend, weights, job.seed)
     else:
@@ -170,12 +195,15 @@ def run_job(job: Job, plan: BenchPlan, backend: str, weights: str) -> dict[str, 
             recipe = probe_recipe(task, weights, job.seed, cache=job.kind == "probe")
         elif job.kind == "scratch":
             recipe = scratch_recipe(task, job.seed)
+        elif job.kind == "scratch_time":
+            recipe, extra = _equal_time_scratch(task, job.seed, folder)
         else:
             raise ValueError(f"unknown job kind {job.kind!r}")
         result = run_recipe(replace(recipe, backend=backend), progress=False)
         record = {k: v for k, v in result.record.items() if k not in ("platform", "test")}
         record["per_class_accuracy"] = result.test.per_class_accuracy
     return {
+        **extra,
         "job": job.key,
         "kind": job.kind,
         "task": job.task,
@@ -215,7 +243,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             continue
         print(f"@@start {job.key}", flush=True)
         try:
-            result = run_job(job, plan, args.backend, meta["weights"])
+            result = run_job(job, plan, args.backend, meta["weights"], folder)
         except Exception as exc:  # one failed job is reported; the others still run
             failed += 1
             traceback.print_exc()

@@ -139,7 +139,14 @@ def test_transfer_value_and_speed_rows(tmp_path: Path) -> None:
     report = build_report(bench)
     transfer = report["transfer"][0]
     assert transfer["verdict"] == "transfer wins"
-    assert transfer["gain_over_scratch"] == pytest.approx(0.2)
+    assert transfer["gain"] == pytest.approx(0.2)
+    assert transfer["verdict_same_time"] == "incomplete"
+    timed = {**scratch, "kind": "scratch_time", "test_accuracy": 0.5, "phases": [{"name": "s", "epochs_planned": 2}]}
+    write_json(bench / "runs" / "torch" / "scratch_time.json", timed)
+    transfer = build_report(bench)["transfer"][0]
+    assert transfer["verdict_same_time"] == "transfer wins"
+    assert transfer["gain_same_time"] == pytest.approx(0.4)
+    assert transfer["scratch_same_time_epochs"] == [2]
     assert transfer["linear_probe"]["mean"] == pytest.approx(0.8)
     torch_speed = next(row for row in report["speed"] if row["backend"] == "torch")
     assert torch_speed["cache"]["speedup"] == pytest.approx(15.0)
@@ -157,3 +164,16 @@ def test_one_seed_gives_no_parity_verdict(tmp_path: Path) -> None:
     row = build_report(tmp_path)["parity"][0]
     assert row["verdict"] == "indicative only (1 seed)"
     assert row["spread"] == pytest.approx(0.1)
+
+
+def test_equal_time_scratch_gets_the_epochs_that_fit_in_the_recipe_time(tmp_path: Path) -> None:
+    from tlcore_bench.worker import _equal_time_scratch
+
+    write_json(tmp_path / "parity_tiny_s0.json", {"training_seconds": 10.0})
+    write_json(tmp_path / "scratch_tiny_s0.json", {"training_seconds": 44.0, "phases": [{"epochs": [{}] * 11}]})
+    recipe, extra = _equal_time_scratch(TINY, 0, tmp_path)
+    assert recipe.phases[0].epochs == 2 and recipe.backbone.weights is None
+    assert extra == {"budget_seconds": 10.0, "scratch_epoch_seconds": 4.0}
+    (tmp_path / "scratch_tiny_s0.json").unlink()
+    with pytest.raises(RuntimeError, match=r"needs scratch_tiny_s0\.json first"):
+        _equal_time_scratch(TINY, 0, tmp_path)
