@@ -80,9 +80,13 @@ class RunResult:
     out: Path | None = None
 
 
+def peak_host_memory_bytes() -> int:
+    """The largest resident set this process has had, in bytes."""
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
+
+
 def _peak_memory(backend: Backend) -> dict[str, int | None]:
-    rss_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return {"host_rss_bytes": int(rss_kib) * 1024, "device_bytes": backend.peak_memory_bytes()}
+    return {"host_rss_bytes": peak_host_memory_bytes(), "device_bytes": backend.peak_memory_bytes()}
 
 
 def run_recipe(

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import sys
 import time
 import traceback
@@ -27,7 +26,7 @@ import numpy as np
 from tlcore import FineTuneAt, get_backend
 from tlcore._io import write_json
 from tlcore._recipe import Recipe
-from tlcore._runner import make_head, open_dataset, run_recipe
+from tlcore._runner import make_head, open_dataset, peak_host_memory_bytes, run_recipe
 from tlcore.data import Augmentation, Batches, ImagePipeline, make_splits
 from tlcore.plugins import load_plugins
 from tlcore.training import Phase, TrainerOptions
@@ -35,10 +34,6 @@ from tlcore_bench.baselines import hand_loop
 from tlcore_bench.tasks import BenchPlan, Job, Task, jobs_for, parity_recipe, probe_recipe, scratch_recipe
 
 __all__ = ["main", "run_job"]
-
-
-def _peak_rss_bytes() -> int:
-    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
 
 
 class FixedBatches:
@@ -210,7 +205,7 @@ def run_job(job: Job, plan: BenchPlan, backend: str, weights: str, folder: Path)
         "seed": job.seed,
         "backend": backend,
         "seconds": time.perf_counter() - started,
-        "peak_rss_bytes": _peak_rss_bytes(),
+        "peak_rss_bytes": peak_host_memory_bytes(),
         **record,
     }
 
