@@ -47,6 +47,7 @@ from tlcore_keras.backbones import (
     load_weights_file,
     resolve_weights,
 )
+from tlcore_keras.layers import DepthwiseConv2D
 from tlcore_keras.layout import load_torch_layout_state
 
 __all__ = [
@@ -90,7 +91,7 @@ class _Builder:
 
     def dwconv(self, x: Any, name: str, kernel: int, stride: int) -> Any:
         x, padding = self._pad_for(x, name, kernel, stride)
-        layer = keras.layers.DepthwiseConv2D(
+        layer = DepthwiseConv2D(
             kernel, stride, padding=padding, use_bias=False, depthwise_initializer=self.init, name=name
         )
         return layer(x)

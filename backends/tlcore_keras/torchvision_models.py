@@ -51,6 +51,7 @@ from tlcore_keras.backbones import (
     load_weights_file,
     resolve_weights,
 )
+from tlcore_keras.layers import DepthwiseConv2D
 from tlcore_keras.layout import load_torch_layout_state
 
 __all__ = [
@@ -160,7 +161,7 @@ class _Graph:
         return self._keep(path, layer)(self._pad(x, path, kernel))
 
     def depthwise(self, x: Any, path: str, kernel: int, stride: int) -> Any:
-        layer = keras.layers.DepthwiseConv2D(
+        layer = DepthwiseConv2D(
             kernel, stride, padding="valid", use_bias=False, depthwise_initializer=self.depthwise_init,
             name=keras_name(path),
         )  # fmt: skip
