@@ -138,12 +138,15 @@ def test_transfer_value_and_speed_rows(tmp_path: Path) -> None:
         write_json(bench / "runs" / "torch" / f"{name}.json", record)
     report = build_report(bench)
     transfer = report["transfer"][0]
-    assert transfer["verdict"] == "transfer wins"
-    assert transfer["gain"] == pytest.approx(0.2)
+    assert transfer["verdict_same_epochs"] == "transfer wins"
+    assert transfer["gain_same_epochs"] == pytest.approx(0.2)
     assert transfer["verdict_same_time"] == "incomplete"
+    assert not report["checks"]["transfer"] and report["checks"]["transfer_same_epochs"]
     timed = {**scratch, "kind": "scratch_time", "test_accuracy": 0.5, "phases": [{"name": "s", "epochs_planned": 2}]}
     write_json(bench / "runs" / "torch" / "scratch_time.json", timed)
-    transfer = build_report(bench)["transfer"][0]
+    with_timed = build_report(bench)
+    transfer = with_timed["transfer"][0]
+    assert with_timed["checks"]["transfer"]  # the budget is the training time
     assert transfer["verdict_same_time"] == "transfer wins"
     assert transfer["gain_same_time"] == pytest.approx(0.4)
     assert transfer["scratch_same_time_epochs"] == [2]
