@@ -43,7 +43,7 @@ def test_only_the_reference_backend_trains_from_scratch_and_probes_every_task() 
     assert not any(key.startswith("scratch_") for key in other)
     parity = [key for key in other if key.startswith("parity_")]
     assert len(parity) == len(FULL.parity_tasks) * len(FULL.seeds)
-    assert {"probe_digits-50_s0", "naive_digits-50_s0", "overhead_mnist-5k-100_s0"} <= set(other)
+    assert {"probe_digits-50@96_s0", "naive_digits-50@96_s0", "overhead_mnist-5k-100_s0"} <= set(other)
 
 
 def _parity(backend: str, seed: int, accuracy: float) -> dict[str, Any]:
