@@ -45,12 +45,17 @@ def plot_accuracy(report: dict[str, Any], path: Path) -> Path | None:
                     means.append(100 * stats["mean"])
                     stds.append(100 * stats["std"])
             extra = transfer.get(row["task"], {})
-            for key, label in (("linear_probe", "linear probe"), ("scratch", "from scratch")):
+            baselines = {
+                "linear_probe": "linear probe",
+                "scratch_same_time": "scratch, same time",
+                "scratch": "scratch, same epochs",
+            }
+            for key, label in baselines.items():
                 if extra.get(key):
                     labels.append(label)
                     means.append(100 * extra[key]["mean"])
                     stds.append(100 * extra[key]["std"])
-            colors = ["C0"] * (len(labels) - sum(lbl in ("linear probe", "from scratch") for lbl in labels))
+            colors = ["C0"] * (len(labels) - sum(lbl in baselines.values() for lbl in labels))
             colors += ["C7"] * (len(labels) - len(colors))
             axis.bar(range(len(labels)), means, yerr=stds, capsize=4, color=colors)
             axis.set_xticks(range(len(labels)), labels, rotation=30, ha="right", fontsize=8)
