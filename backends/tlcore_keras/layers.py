@@ -4,9 +4,10 @@
 results, computed differently where that is much faster: XLA on the CPU
 runs a depthwise (grouped) convolution and its gradient as slow generic
 loops. Measured on this project's 2-core CPU, efficientnet_lite0 at 48 px,
-batch 32, keras-jax: training 25 img/s with ``ops.depthwise_conv`` against
-150 img/s as a sum of shifted products; inference 150 against 1,450 img/s
-(at 224 px: 10 against 46 img/s). TensorFlow and torch run their own
+batch 32, keras-jax (``KERAS_BACKEND=jax .venv/bin/python
+benchmarks/depthwise_on_jax.py``): training 22 img/s with
+``ops.depthwise_conv`` against 111 img/s as a sum of shifted products;
+inference 128 against 958 img/s. TensorFlow and torch run their own
 depthwise kernels on the CPU, and every backend's GPU convolution is fast, so
 everywhere else the layer is Keras's.
 """
