@@ -20,10 +20,18 @@ schedules, its compiled ``apply`` on every Keras backend):
 Each variable may have its own learning-rate factor (``scales``: variable
 path to factor), which is how per-group learning rates reach Keras; like a
 torch parameter group's ``lr``, the factor also scales decoupled decay.
+
+On the torch backend the update runs as a few multi-tensor ``torch._foreach_*``
+calls over all variables that share a step count and a factor, as Keras's own
+optimizers and torch's ``foreach`` implementations do there: Keras's eager
+per-variable path costs about 25 dispatched ops per variable per step, which
+made fine-tuning efficientnet_lite0 (149 variables) on keras-torch about three
+times slower than ``keras.Model.fit`` with Keras's Adam on a busy 2-core CPU.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -69,6 +77,39 @@ class TorchOptimizer(keras.optimizers.Optimizer):
         """The optimizer's ``name`` state for ``variable`` (``momentum``, ``velocity``)."""
         return self._slots[name][self._get_variable_index(variable)]
 
+    def _backend_update_step(self, grads: Sequence[Any], variables: Sequence[Any], learning_rate: Any) -> None:
+        if keras.backend.backend() == "torch":
+            self._torch_update(grads, variables, learning_rate)
+        else:
+            super()._backend_update_step(grads, variables, learning_rate)
+
+    def _torch_update(self, grads: Sequence[Any], variables: Sequence[Any], learning_rate: Any) -> None:
+        """Every variable's update as multi-tensor torch ops, one group per (step count, learning-rate factor).
+
+        Step counts and the rate are read to the host once per step (as
+        torch's own non-capturable ``Adam`` reads its steps), so that bias
+        corrections are Python floats, computed in double precision like torch's.
+        """
+        import torch
+
+        with torch.no_grad():
+            indices = [self._get_variable_index(variable) for variable in variables]
+            steps = [self._steps[i].value for i in indices]
+            torch._foreach_add_(steps, 1.0)
+            counts = torch.stack(steps).tolist()
+            rate = float(learning_rate)
+            groups: dict[tuple[float, float], list[int]] = {}
+            for position, (index, count) in enumerate(zip(indices, counts, strict=True)):
+                groups.setdefault((count, self._scales[index]), []).append(position)
+            for (count, scale), positions in groups.items():
+                params = [variables[p].value for p in positions]
+                gradients = [grads[p].to(param.dtype) for p, param in zip(positions, params, strict=True)]
+                self._foreach_step(gradients, params, [indices[p] for p in positions], rate * scale, count)
+
+    def _foreach_step(self, grads: list[Any], params: list[Any], indices: list[int], rate: float, step: float) -> None:
+        """One step of the variables at ``indices`` (torch tensors), all at step number ``step``."""
+        raise NotImplementedError
+
     def get_config(self) -> dict[str, Any]:
         config: dict[str, Any] = super().get_config()
         config.update({"weight_decay": self.decay, "scales": self.scales})
@@ -110,6 +151,24 @@ class TorchAdam(TorchOptimizer):
         denominator = ops.sqrt(new_v) / ops.sqrt(correction_2) + self.epsilon
         self.assign_sub(variable, (rate / correction_1) * new_m / denominator)
 
+    def _foreach_step(self, grads: list[Any], params: list[Any], indices: list[int], rate: float, step: float) -> None:
+        import torch
+
+        if self.decay and self.decoupled:
+            torch._foreach_mul_(params, 1.0 - rate * self.decay)
+        elif self.decay:
+            grads = torch._foreach_add(grads, params, alpha=self.decay)
+        m = [self._slots["momentum"][i].value for i in indices]
+        v = [self._slots["velocity"][i].value for i in indices]
+        torch._foreach_mul_(m, self.beta_1)
+        torch._foreach_add_(m, grads, alpha=1.0 - self.beta_1)
+        torch._foreach_mul_(v, self.beta_2)
+        torch._foreach_addcmul_(v, grads, grads, value=1.0 - self.beta_2)
+        denominator = torch._foreach_sqrt(v)
+        torch._foreach_div_(denominator, math.sqrt(1.0 - self.beta_2**step))
+        torch._foreach_add_(denominator, self.epsilon)
+        torch._foreach_addcdiv_(params, m, denominator, value=-rate / (1.0 - self.beta_1**step))
+
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         config.update(
@@ -138,6 +197,18 @@ class TorchSGD(TorchOptimizer):
             self.assign(buffer, new_buffer)
             gradient = gradient + self.momentum * new_buffer if self.nesterov else new_buffer
         self.assign_sub(variable, rate * gradient)
+
+    def _foreach_step(self, grads: list[Any], params: list[Any], indices: list[int], rate: float, step: float) -> None:
+        import torch
+
+        if self.decay:
+            grads = torch._foreach_add(grads, params, alpha=self.decay)
+        if self.momentum:
+            buffers = [self._slots["momentum"][i].value for i in indices]
+            torch._foreach_mul_(buffers, self.momentum)
+            torch._foreach_add_(buffers, grads)
+            grads = torch._foreach_add(grads, buffers, alpha=self.momentum) if self.nesterov else buffers
+        torch._foreach_add_(params, grads, alpha=-rate)
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()

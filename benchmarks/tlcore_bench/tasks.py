@@ -135,7 +135,6 @@ FULL = BenchPlan(
     # parity verdict compares means.
     seeds=(0, 1, 2, 3, 4),
     cache_task=CACHE.name,
-    overhead_batches=8,
 )
 
 # The quick plan: every job kind on every backend in under 10 minutes on a 2-core CPU (keras-jax takes half).
