@@ -154,7 +154,8 @@ def _command_bench(args: argparse.Namespace) -> int:
             f"which is not importable here ({exc}). Install tlcore from its repository: pip install -e ."
         ) from None
     backends = [b.strip() for b in args.backends.split(",") if b.strip()] if args.backends else None
-    plan = resolve_plan(args.quick, backends, args.seeds)
+    parts = [p.strip() for p in args.only.split(",") if p.strip()] if args.only else None
+    plan = resolve_plan(args.quick, backends, args.seeds, parts)
     report = run_bench(plan, args.out, progress=not args.no_progress, command="tlcore " + " ".join(sys.argv[1:]))
     print((Path(args.out) / "report.md").read_text())
     failed = [name for name, ok in report["checks"].items() if not ok]
@@ -213,6 +214,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="comma-separated backends (default: torch,keras-tensorflow,keras-torch,keras-jax)",
     )
     bench.add_argument("--seeds", type=int, default=None, help="run seeds 0 .. N-1 (default: the plan's)")
+    bench.add_argument(
+        "--only",
+        default=None,
+        help="comma-separated parts to run: speed (cached frozen phase, library overhead), parity, transfer "
+        "(needs parity) (default: all)",
+    )
     bench.add_argument("--out", required=True, help="benchmark folder: results, report.md, report.json, plots")
     bench.add_argument("--no-progress", action="store_true", help="hide progress lines")
     bench.set_defaults(handler=_command_bench)

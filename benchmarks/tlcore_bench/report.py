@@ -15,6 +15,7 @@ from typing import Any
 
 from tlcore._io import write_json, write_with
 from tlcore_bench.plots import plot_accuracy, plot_curves, plot_throughput
+from tlcore_bench.tasks import PARTS
 
 __all__ = ["build_report", "load_results", "render_markdown", "write_report"]
 
@@ -186,8 +187,9 @@ def build_report(folder: Path) -> dict[str, Any]:
     errors = _errors(folder)
     for backend, messages in errors.items():
         statuses.setdefault(backend, {}).setdefault("errors", messages)
-    parity = _parity(plan, results)
-    transfer = _transfer(plan, results)
+    parts = plan.get("parts", PARTS)
+    parity = _parity(plan, results) if "parity" in parts else []
+    transfer = _transfer(plan, results) if "transfer" in parts else []
     speed = _speed(plan, results)
     checks = {
         "parity": bool(parity) and all(row["verdict"] == "pass" for row in parity),
@@ -201,6 +203,8 @@ def build_report(folder: Path) -> dict[str, Any]:
             for r in speed
         ),
     }
+    part_of = {"parity": "parity", "transfer": "transfer", "transfer_same_epochs": "transfer"}
+    checks = {name: ok for name, ok in checks.items() if part_of.get(name, "speed") in parts}
     return {
         "plan": plan,
         "command": meta.get("command"),
@@ -257,21 +261,23 @@ def render_markdown(report: dict[str, Any]) -> str:
         text = f"{state}: {detail}" if detail else state
         version = ", ".join(f"{k} {v}" for k, v in versions.get(backend, {}).items() if v)
         lines.append(f"| {backend} | {text.replace('|', '/')} | {version or '-'} |")
-    lines += ["", "## Accuracy parity (test accuracy %, mean ± std over seeds)", ""]
-    lines.append("| task | " + " | ".join(backends) + " | spread (points) | verdict |")
-    lines.append("| --- |" + " --- |" * (len(backends) + 2))
+    if report["parity"]:
+        lines += ["", "## Accuracy parity (test accuracy %, mean ± std over seeds)", ""]
+        lines.append("| task | " + " | ".join(backends) + " | spread (points) | verdict |")
+        lines.append("| --- |" + " --- |" * (len(backends) + 2))
     for row in report["parity"]:
         cells = [_mean_std(row["backends"].get(b)) for b in backends]
         spread = "-" if row["spread"] is None else f"{100 * row['spread']:.2f}"
         lines.append(f"| {row['task']} | " + " | ".join(cells) + f" | {spread} | {row['verdict']} |")
-    lines += [
-        "",
-        f"## Transfer value (test accuracy %, on {plan['reference']}; fine-tuned over every backend in brackets)",
-        "",
-        "| task | fine-tuned | linear probe | from scratch, same training time | gain (points) | verdict "
-        "| from scratch, same epochs | gain (points) | verdict |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
-    ]
+    if report["transfer"]:
+        lines += [
+            "",
+            f"## Transfer value (test accuracy %, on {plan['reference']}; fine-tuned over every backend in brackets)",
+            "",
+            "| task | fine-tuned | linear probe | from scratch, same training time | gain (points) | verdict "
+            "| from scratch, same epochs | gain (points) | verdict |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        ]
     for row in report["transfer"]:
         everyone = row["fine_tuned_all"]
         brackets = f" [{100 * everyone['mean']:.2f}]" if everyone else ""

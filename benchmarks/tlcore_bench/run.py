@@ -23,7 +23,7 @@ from typing import Any
 from tlcore._errors import ConfigError, TLCoreError
 from tlcore._io import write_json
 from tlcore_bench.report import write_report
-from tlcore_bench.tasks import ALL_BACKENDS, FULL, QUICK, BenchPlan, jobs_for
+from tlcore_bench.tasks import ALL_BACKENDS, FULL, PARTS, QUICK, BenchPlan, jobs_for
 
 __all__ = ["BenchError", "run_bench"]
 
@@ -174,8 +174,10 @@ def _run_worker(backend: str, out: Path, progress: _Progress, on_result: Callabl
     return {"state": "crashed", "seconds": seconds, "error": reason, "log_tail": list(tail), "log": str(log_path)}
 
 
-def resolve_plan(quick: bool, backends: Sequence[str] | None, seeds: int | None) -> BenchPlan:
-    """The quick or full plan, restricted to ``backends`` and to the first ``seeds`` seeds when given."""
+def resolve_plan(
+    quick: bool, backends: Sequence[str] | None, seeds: int | None, parts: Sequence[str] | None = None
+) -> BenchPlan:
+    """The quick or full plan, restricted to ``backends``, the first ``seeds`` seeds and ``parts`` when given."""
     from dataclasses import replace
 
     from tlcore._errors import UnknownBackendError
@@ -192,6 +194,13 @@ def resolve_plan(quick: bool, backends: Sequence[str] | None, seeds: int | None)
         if seeds < 1:
             raise ConfigError(f"--seeds must be at least 1; got {seeds}.")
         plan = replace(plan, seeds=tuple(range(seeds)))
+    if parts:
+        unknown = [part for part in parts if part not in PARTS]
+        if unknown:
+            raise ConfigError(f"--only: unknown part {unknown[0]!r}; expected some of {', '.join(PARTS)}.")
+        if "transfer" in parts and "parity" not in parts:
+            raise ConfigError("--only: 'transfer' needs 'parity' too (its budgets come from the parity runs).")
+        plan = replace(plan, parts=tuple(part for part in PARTS if part in parts))
     return plan
 
 

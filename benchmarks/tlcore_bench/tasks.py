@@ -20,9 +20,12 @@ from tlcore import FineTuneAt, Frozen, Unfrozen
 from tlcore._recipe import AugmentationConfig, BackboneConfig, DataConfig, HeadConfig, Recipe
 from tlcore.training import Phase
 
-__all__ = ["FULL", "QUICK", "BenchPlan", "Task", "parity_recipe", "probe_recipe", "scratch_recipe"]
+__all__ = ["FULL", "PARTS", "QUICK", "BenchPlan", "Task", "parity_recipe", "probe_recipe", "scratch_recipe"]
 
 ALL_BACKENDS: tuple[str, ...] = ("torch", "keras-tensorflow", "keras-torch", "keras-jax")
+# What a plan measures: the speed checks (cached vs naive frozen phase, library overhead), accuracy parity,
+# and transfer value (linear probe and training from scratch on the reference backend; needs parity's runs).
+PARTS: tuple[str, ...] = ("speed", "parity", "transfer")
 
 
 @dataclass(frozen=True)
@@ -58,7 +61,8 @@ class BenchPlan:
     expensive run: every layer, every epoch). ``cache_task`` is the task whose
     frozen phase is timed with cached features and without. ``overhead_batches``
     batches are trained for ``overhead_epochs`` epochs in ``overhead_rounds``
-    alternating rounds by tlcore and by a hand-written loop.
+    alternating rounds by tlcore and by a hand-written loop. ``parts`` are
+    the measurements it makes (:data:`PARTS`).
     """
 
     name: str
@@ -74,6 +78,7 @@ class BenchPlan:
     overhead_rounds: int = 2
     tolerance: float = 0.005
     weights: str = "imagenet:efficientnet_lite0"
+    parts: tuple[str, ...] = PARTS
 
     def task(self, name: str) -> Task:
         """The task called ``name``."""
@@ -90,7 +95,8 @@ class BenchPlan:
     def from_dict(cls, data: dict[str, Any]) -> BenchPlan:
         """The plan :meth:`to_dict` wrote."""
         tasks = tuple(Task(**task) for task in data["tasks"])
-        tuples = {key: tuple(data[key]) for key in ("parity_tasks", "seeds", "backends", "scratch_seeds")}
+        keys = ("parity_tasks", "seeds", "backends", "scratch_seeds", "parts")
+        tuples = {key: tuple(data[key]) for key in keys if key in data}
         return cls(**{**data, **tuples, "tasks": tasks})
 
 
@@ -249,17 +255,19 @@ class Job:
 def jobs_for(plan: BenchPlan, backend: str) -> list[Job]:
     """Every job ``backend`` runs in ``plan``, cheapest evidence first."""
     jobs: list[Job] = []
-    if plan.cache_task:
-        jobs += [Job("probe", plan.cache_task, plan.seeds[0]), Job("naive", plan.cache_task, plan.seeds[0])]
-    jobs.append(Job("overhead", plan.parity_tasks[0], plan.seeds[0]))
-    for seed in plan.seeds:
-        jobs += [Job("parity", task, seed) for task in plan.parity_tasks]
-    if backend == plan.reference:
+    if "speed" in plan.parts:
+        if plan.cache_task:
+            jobs += [Job("probe", plan.cache_task, plan.seeds[0]), Job("naive", plan.cache_task, plan.seeds[0])]
+        jobs.append(Job("overhead", plan.parity_tasks[0], plan.seeds[0]))
+    if "parity" in plan.parts:
+        for seed in plan.seeds:
+            jobs += [Job("parity", task, seed) for task in plan.parity_tasks]
+    if backend == plan.reference and "transfer" in plan.parts:
         for seed in plan.seeds:
             jobs += [
                 Job("probe", task, seed)
                 for task in plan.parity_tasks
-                if not (task == plan.cache_task and seed == plan.seeds[0])
+                if not (task == plan.cache_task and seed == plan.seeds[0] and "speed" in plan.parts)
             ]
         for seed in plan.scratch_seeds:
             jobs += [Job("scratch", task, seed) for task in plan.parity_tasks]

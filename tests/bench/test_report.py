@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -180,3 +181,27 @@ def test_equal_time_scratch_gets_the_epochs_that_fit_in_the_recipe_time(tmp_path
     (tmp_path / "scratch_tiny_s0.json").unlink()
     with pytest.raises(RuntimeError, match=r"needs scratch_tiny_s0\.json first"):
         _equal_time_scratch(TINY, 0, tmp_path)
+
+
+def test_parts_choose_the_jobs() -> None:
+    speed = replace(FULL, parts=("speed",))
+    assert [job.kind for job in jobs_for(speed, "torch")] == ["probe", "naive", "overhead"]
+    parity = replace(FULL, parts=("parity",))
+    assert {job.kind for job in jobs_for(parity, "torch")} == {"parity"}
+    assert len(jobs_for(parity, "keras-jax")) == len(FULL.parity_tasks) * len(FULL.seeds)
+    # The quick plan's cache task is its parity task: without the speed part, transfer runs its seed-0 probe itself.
+    quick = [job.key for job in jobs_for(replace(QUICK, parts=("parity", "transfer")), "torch")]
+    assert "probe_digits-30_s0" in quick and "overhead_digits-30_s0" not in quick
+
+
+def test_a_speed_only_report_has_only_the_speed_checks(tmp_path: Path) -> None:
+    write_json(tmp_path / "plan.json", {"plan": replace(PLAN, parts=("speed",)).to_dict()})
+    overhead = {**_parity("torch", 0, 0.0), "kind": "overhead", "ratio": 0.99, "tlcore_median": 99.0}
+    overhead |= {"hand_median": 100.0, "hand_loop": "plain torch loop", "freeze": "fine_tune_at(stem)"}
+    write_json(tmp_path / "runs" / "torch" / "overhead.json", overhead)
+    report = write_report(tmp_path)
+    assert set(report["checks"]) == {"overhead", "cache"}
+    assert report["parity"] == [] and report["transfer"] == []
+    markdown = (tmp_path / "report.md").read_text()
+    assert "Accuracy parity" not in markdown and "Transfer value" not in markdown
+    assert "| 0.990 |" in markdown

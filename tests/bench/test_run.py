@@ -11,7 +11,7 @@ import tlcore_bench.run as bench_run
 from tlcore_bench import BenchError, resolve_plan, run_bench
 from tlcore_bench.tasks import BenchPlan, Task
 
-from tlcore._errors import UnknownBackendError
+from tlcore._errors import ConfigError, UnknownBackendError
 
 TINY = Task("tiny", "digits", labels_per_class=5, validation_per_class=2, test_per_class=5, image_size=32)
 
@@ -102,6 +102,11 @@ def test_resolve_plan_checks_backends_and_seeds() -> None:
         resolve_plan(True, ["keras-jx"], None)
     with pytest.raises(Exception, match="--seeds must be at least 1"):
         resolve_plan(False, None, 0)
+    assert resolve_plan(False, None, None, ["transfer", "speed", "parity"]).parts == ("speed", "parity", "transfer")
+    with pytest.raises(ConfigError, match=r"unknown part 'sped'.*speed, parity, transfer"):
+        resolve_plan(False, None, None, ["sped"])
+    with pytest.raises(ConfigError, match="'transfer' needs 'parity'"):
+        resolve_plan(False, None, None, ["transfer"])
 
 
 def test_cli_bench_reports_a_bad_backend_name_cleanly(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
