@@ -145,6 +145,11 @@ def _command_convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def _names(text: str | None) -> list[str] | None:
+    """A comma-separated option as a list of names, or None when it was not given."""
+    return [name.strip() for name in text.split(",") if name.strip()] if text else None
+
+
 def _command_bench(args: argparse.Namespace) -> int:
     try:
         from tlcore_bench import resolve_plan, run_bench
@@ -153,9 +158,7 @@ def _command_bench(args: argparse.Namespace) -> int:
             f"tlcore bench needs the benchmark package tlcore_bench (benchmarks/ in the tlcore repository), "
             f"which is not importable here ({exc}). Install tlcore from its repository: pip install -e ."
         ) from None
-    backends = [b.strip() for b in args.backends.split(",") if b.strip()] if args.backends else None
-    parts = [p.strip() for p in args.only.split(",") if p.strip()] if args.only else None
-    plan = resolve_plan(args.quick, backends, args.seeds, parts)
+    plan = resolve_plan(args.quick, _names(args.backends), args.seeds, _names(args.only))
     report = run_bench(plan, args.out, progress=not args.no_progress, command="tlcore " + " ".join(sys.argv[1:]))
     print((Path(args.out) / "report.md").read_text())
     failed = [name for name, ok in report["checks"].items() if not ok]

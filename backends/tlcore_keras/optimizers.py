@@ -24,9 +24,9 @@ torch parameter group's ``lr``, the factor also scales decoupled decay.
 On the torch backend the update runs as a few multi-tensor ``torch._foreach_*``
 calls over all variables that share a step count and a factor, as Keras's own
 optimizers and torch's ``foreach`` implementations do there: Keras's eager
-per-variable path costs about 25 dispatched ops per variable per step, which
-made fine-tuning efficientnet_lite0 (149 variables) on keras-torch about three
-times slower than ``keras.Model.fit`` with Keras's Adam on a busy 2-core CPU.
+per-variable path costs about 25 dispatched ops per variable per step. One Adam
+step over efficientnet_lite0's 149 variables took 124 ms that way and takes
+22.5 ms now, on a 2-core CPU (``benchmarks/keras_torch_optimizer_step.py``).
 """
 
 from __future__ import annotations
