@@ -158,7 +158,7 @@ def _command_bench(args: argparse.Namespace) -> int:
             f"tlcore bench needs the benchmark package tlcore_bench (benchmarks/ in the tlcore repository), "
             f"which is not importable here ({exc}). Install tlcore from its repository: pip install -e ."
         ) from None
-    plan = resolve_plan(args.quick, _names(args.backends), args.seeds, _names(args.only))
+    plan = resolve_plan(args.quick, _names(args.backends), args.seeds, _names(args.only), _names(args.tasks))
     report = run_bench(plan, args.out, progress=not args.no_progress, command="tlcore " + " ".join(sys.argv[1:]))
     print((Path(args.out) / "report.md").read_text())
     failed = [name for name, ok in report["checks"].items() if not ok]
@@ -222,6 +222,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="comma-separated parts to run: speed (cached frozen phase, library overhead), parity, transfer "
         "(needs parity) (default: all)",
+    )
+    bench.add_argument(
+        "--tasks",
+        default=None,
+        help="comma-separated parity tasks to run parity and transfer on, for example digits,mnist-5k/100 "
+        "(default: the plan's)",
     )
     bench.add_argument("--out", required=True, help="benchmark folder: results, report.md, report.json, plots")
     bench.add_argument("--no-progress", action="store_true", help="hide progress lines")

@@ -175,9 +175,14 @@ def _run_worker(backend: str, out: Path, progress: _Progress, on_result: Callabl
 
 
 def resolve_plan(
-    quick: bool, backends: Sequence[str] | None, seeds: int | None, parts: Sequence[str] | None = None
+    quick: bool,
+    backends: Sequence[str] | None,
+    seeds: int | None,
+    parts: Sequence[str] | None = None,
+    tasks: Sequence[str] | None = None,
 ) -> BenchPlan:
-    """The quick or full plan, restricted to ``backends``, the first ``seeds`` seeds and ``parts`` when given."""
+    """The quick or full plan, restricted to ``backends``, the first ``seeds`` seeds, ``parts`` and the parity
+    ``tasks`` (those of parity and transfer) when given."""
     from dataclasses import replace
 
     from tlcore._errors import UnknownBackendError
@@ -201,6 +206,14 @@ def resolve_plan(
         if "transfer" in parts and "parity" not in parts:
             raise ConfigError("--only: 'transfer' needs 'parity' too (its budgets come from the parity runs).")
         plan = replace(plan, parts=tuple(part for part in PARTS if part in parts))
+    if tasks:
+        unknown = [task for task in tasks if task not in plan.parity_tasks]
+        if unknown:
+            raise ConfigError(
+                f"--tasks: unknown task {unknown[0]!r} in the {plan.name} plan; expected some of "
+                f"{', '.join(plan.parity_tasks)}."
+            )
+        plan = replace(plan, parity_tasks=tuple(task for task in plan.parity_tasks if task in tasks))
     return plan
 
 

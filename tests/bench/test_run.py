@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import tlcore_bench.run as bench_run
 from tlcore_bench import BenchError, resolve_plan, run_bench
-from tlcore_bench.tasks import BenchPlan, Task
+from tlcore_bench.tasks import BenchPlan, Task, jobs_for
 
 from tlcore._errors import ConfigError, UnknownBackendError
 
@@ -107,6 +107,16 @@ def test_resolve_plan_checks_backends_and_seeds() -> None:
         resolve_plan(False, None, None, ["sped"])
     with pytest.raises(ConfigError, match="'transfer' needs 'parity'"):
         resolve_plan(False, None, None, ["transfer"])
+
+
+def test_resolve_plan_restricts_the_parity_tasks() -> None:
+    plan = resolve_plan(False, None, None, ["parity", "transfer"], ["digits", "mnist-5k/100"])
+    assert plan.parity_tasks == ("mnist-5k/100", "digits")  # the plan's order
+    torch_jobs = {(job.kind, job.task) for job in jobs_for(plan, "torch")}
+    assert {task for _, task in torch_jobs} == {"mnist-5k/100", "digits"}
+    assert ("scratch_time", "digits") in torch_jobs and ("probe", "digits") in torch_jobs
+    with pytest.raises(ConfigError, match=r"--tasks: unknown task 'digit' in the full plan; expected some of "):
+        resolve_plan(False, None, None, None, ["digit"])
 
 
 def test_cli_bench_reports_a_bad_backend_name_cleanly(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
