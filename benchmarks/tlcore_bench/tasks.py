@@ -3,8 +3,8 @@
 Every task is efficientnet_lite0 with its ImageNet weights, loaded by every
 backend from one neutral checkpoint, transferred with the two-phase recipe:
 a linear head on the frozen backbone (features computed once), then every
-layer fine-tuned at a lower learning rate with a cosine decay and BatchNorm in
-inference mode. The fine-tuning phase ends on its last epoch (no keep-best):
+layer fine-tuned at a 30x lower learning rate with a cosine decay and
+BatchNorm in inference mode. The fine-tuning phase ends on its last epoch (no keep-best):
 choosing an epoch on a 200-image validation set adds noise to the parity check.
 Beside it, for transfer value, the same head phase alone (a linear probe on
 frozen features) and the same architecture trained from random initialisation
@@ -44,7 +44,11 @@ class Task:
     head_learning_rate: float = 3e-3
     fine_tune_epochs: int = 6
     fine_tune_at: str = "stem"
-    fine_tune_learning_rate: float = 3e-4
+    # 1e-4, not 3e-4: a whole fine-tuning run amplifies float-level differences between frameworks, the more the
+    # larger its steps. On digits, seed 0, torch and keras-torch disagreed on 7 of 450 test images at 3e-4 (95.78 %
+    # against 97.33 %) and on 2 at 1e-4 (95.56 % both), so at 3e-4 five seeds were too few for the means of four
+    # backends to settle within the 0.5-point tolerance.
+    fine_tune_learning_rate: float = 1e-4
     batch_size: int = 32
 
     @property
