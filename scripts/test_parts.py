@@ -8,9 +8,10 @@ tracing), so running two at once on a 2-core machine nearly halves the wall
 time. When parts run side by side, each runs on a share of the CPUs of its
 own (``taskset``): the frameworks size their thread pools from the CPUs a
 process may use, so two parts never run twice as many busy threads as there
-are cores (measured: a keras-torch run beside an unpinned torch job took 8.1
-minutes instead of 2.3). Each part's output goes to a log that is printed whole when the part
-ends, so parts never interleave; then a table of every part's time and
+are cores (the contract suite on keras-torch took 8.1 minutes beside an
+unpinned ``tlcore bench`` torch job, 2.3 alone: this script's own table).
+Each part's output goes to a log that is printed whole when the part ends,
+so parts never interleave; then a table of every part's time and
 status. Exits 1 when any part failed.
 
     python scripts/test_parts.py [--jobs N] [--only NAME,...] [-- PYTEST_ARGS...]

@@ -47,7 +47,7 @@ class Task:
     # 1e-4, not 3e-4: a whole fine-tuning run amplifies float-level differences between frameworks, the more the
     # larger its steps. On digits, seed 0, torch and keras-torch disagreed on 7 of 450 test images at 3e-4 (95.78 %
     # against 97.33 %) and on 2 at 1e-4 (95.56 % both), so at 3e-4 five seeds were too few for the means of four
-    # backends to settle within the 0.5-point tolerance.
+    # backends to settle within the 0.5-point tolerance. benchmarks/prediction_agreement.py prints these figures.
     fine_tune_learning_rate: float = 1e-4
     batch_size: int = 32
 
