@@ -37,7 +37,7 @@ class Task:
     labels_per_class: int
     validation_per_class: int = 20
     test_fraction: float = 0.3  # for datasets without an official test split
-    test_per_class: int | None = 300
+    test_per_class: int | None = None  # every test image the split leaves
     image_size: int = 48
     shift: int = 3
     head_epochs: int = 20
@@ -104,8 +104,11 @@ class BenchPlan:
         return cls(**{**data, **tuples, "tasks": tasks})
 
 
-# Test sets as large as the data allows (1,500, 450 and 3,000 images): the parity check compares means of a few
-# seeds, and each test image is worth 100 / size points.
+# Test sets as large as the data allows (1,500, 450 and Fashion-MNIST's whole 10,000 images): the parity check
+# compares means of a few seeds, and each test image is worth 100 / size points. Two backends' fine-tuned models
+# differ on a few percent of the images (float-level differences grow over a run), and the accuracy difference
+# that causes is noise of about sqrt(disagreements) / size: on fashion-mnist/1000, seed 0, torch and keras-torch
+# disagreed on 231 of 3,000 test images (0.46 points of noise); on 10,000 it is about 0.28 points.
 MNIST = Task("mnist-5k/100", "mnist-5k", labels_per_class=100)
 DIGITS = Task("digits", "digits", labels_per_class=100, test_fraction=0.25)
 FASHION_100 = Task("fashion-mnist/100", "fashion-mnist", labels_per_class=100)
@@ -141,9 +144,9 @@ FULL = BenchPlan(
     name="full",
     tasks=(MNIST, DIGITS, FASHION_100, FASHION_1000, CACHE),
     parity_tasks=(MNIST.name, DIGITS.name, FASHION_100.name, FASHION_1000.name),
-    # Five seeds: a whole fine-tuning run moves by about half a point with any float-level change, and the
-    # parity verdict compares means.
-    seeds=(0, 1, 2, 3, 4),
+    # Three seeds (the fewest whose standard deviation means anything): a whole fine-tuning run moves by about half a
+    # point with any float-level change, and the parity verdict compares means; --seeds 5 takes two-thirds longer.
+    seeds=(0, 1, 2),
     cache_task=CACHE.name,
 )
 
