@@ -15,9 +15,9 @@ from typing import Any
 
 from tlcore._io import write_json, write_with
 from tlcore_bench.plots import plot_accuracy, plot_curves, plot_throughput
-from tlcore_bench.tasks import PARTS
+from tlcore_bench.tasks import FULL, PARTS, QUICK
 
-__all__ = ["build_report", "load_results", "render_markdown", "write_report"]
+__all__ = ["build_report", "load_results", "render_markdown", "title", "write_report"]
 
 Results = dict[str, list[dict[str, Any]]]
 
@@ -233,12 +233,24 @@ def _number(value: float | None, digits: int = 0) -> str:
     return "-" if value is None else f"{value:,.{digits}f}"
 
 
+def title(plan: dict[str, Any]) -> str:
+    """The plan's name, and what of it ran when ``--only`` or ``--tasks`` narrowed it."""
+    narrowed = []
+    parts = plan.get("parts", list(PARTS))
+    if list(parts) != list(PARTS):
+        narrowed.append(f"{', '.join(parts)} only")
+    named = {FULL.name: FULL, QUICK.name: QUICK}.get(plan["name"])
+    if named is not None and list(plan["parity_tasks"]) != list(named.parity_tasks):
+        narrowed.append(f"tasks {', '.join(plan['parity_tasks'])}")
+    return plan["name"] + (f" ({'; '.join(narrowed)})" if narrowed else "")
+
+
 def render_markdown(report: dict[str, Any]) -> str:
     """The report as Markdown tables, for people and for the README."""
     plan, machine = report["plan"], report["machine"]
     backends = plan["backends"]
     lines = [
-        f"# tlcore benchmark: {plan['name']}",
+        f"# tlcore benchmark: {title(plan)}",
         "",
         f"Command: `{report['command']}`  ",
         f"Started: {report['started']}; machine: {machine.get('cpu', '?')}, {machine.get('cores', '?')} cores, "

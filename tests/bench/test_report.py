@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tlcore_bench.report import build_report, render_markdown, write_report
+from tlcore_bench.report import build_report, render_markdown, title, write_report
 from tlcore_bench.tasks import FULL, QUICK, BenchPlan, Task, jobs_for
 
 from tlcore._io import write_json
@@ -205,3 +205,11 @@ def test_a_speed_only_report_has_only_the_speed_checks(tmp_path: Path) -> None:
     markdown = (tmp_path / "report.md").read_text()
     assert "Accuracy parity" not in markdown and "Transfer value" not in markdown
     assert "| 0.990 |" in markdown
+
+
+def test_the_title_says_what_part_of_the_plan_ran() -> None:
+    assert title(FULL.to_dict()) == "full"
+    assert title(QUICK.to_dict()) == "quick"
+    narrowed = replace(FULL, parts=("parity",), parity_tasks=("digits", "fashion-mnist/1000"))
+    assert title(narrowed.to_dict()) == "full (parity only; tasks digits, fashion-mnist/1000)"
+    assert title(replace(FULL, parts=("speed",)).to_dict()) == "full (speed only)"
