@@ -242,7 +242,8 @@ def title(plan: dict[str, Any]) -> str:
     named = {FULL.name: FULL, QUICK.name: QUICK}.get(plan["name"])
     if named is not None and list(plan["parity_tasks"]) != list(named.parity_tasks):
         narrowed.append(f"tasks {', '.join(plan['parity_tasks'])}")
-    return plan["name"] + (f" ({'; '.join(narrowed)})" if narrowed else "")
+    name = str(plan["name"])
+    return name + (f" ({'; '.join(narrowed)})" if narrowed else "")
 
 
 def render_markdown(report: dict[str, Any]) -> str:
