@@ -61,8 +61,9 @@ class Task:
 class BenchPlan:
     """A whole benchmark: tasks, seeds, backends and the speed measurements' sizes.
 
-    ``reference`` is the backend that also trains from scratch (the most
-    expensive run: every layer, every epoch). ``cache_task`` is the task whose
+    ``reference`` is the backend that also trains from scratch: for the
+    recipe's epochs on ``scratch_seeds`` (the most expensive run: every layer,
+    every epoch), and for the recipe's training time on every seed. ``cache_task`` is the task whose
     frozen phase is timed with cached features and without. ``overhead_batches``
     batches are trained for ``overhead_epochs`` epochs in ``overhead_rounds``
     alternating rounds by tlcore and by a hand-written loop. ``parts`` are
@@ -278,6 +279,8 @@ def jobs_for(plan: BenchPlan, backend: str) -> list[Job]:
             ]
         for seed in plan.scratch_seeds:
             jobs += [Job("scratch", task, seed) for task in plan.parity_tasks]
-        for seed in plan.scratch_seeds:  # needs the parity and scratch results above
+        # Every seed, so that transfer is a mean against a mean; one epoch's time comes from the first scratch
+        # seed's run above, and the budget from the same seed's parity run.
+        for seed in plan.seeds:
             jobs += [Job("scratch_time", task, seed) for task in plan.parity_tasks]
     return jobs

@@ -153,16 +153,16 @@ def warm_up(backend: str) -> float:
     return time.perf_counter() - started
 
 
-def _equal_time_scratch(task: Task, seed: int, folder: Path) -> tuple[Recipe, dict[str, Any]]:
+def _equal_time_scratch(task: Task, seed: int, scratch_seed: int, folder: Path) -> tuple[Recipe, dict[str, Any]]:
     """Training from scratch for as many epochs as fit in the transfer recipe's training time on this backend.
 
     The budget is the parity run's training time (same task and seed); one
-    epoch's time comes from the same-epochs scratch run. Both must be in
-    ``folder`` already (the job list runs them first).
+    epoch's time comes from the same-epochs scratch run of ``scratch_seed``.
+    Both must be in ``folder`` already (the job list runs them first).
     """
     try:
         parity = json.loads((folder / f"{Job('parity', task.name, seed).key}.json").read_text())
-        scratch = json.loads((folder / f"{Job('scratch', task.name, seed).key}.json").read_text())
+        scratch = json.loads((folder / f"{Job('scratch', task.name, scratch_seed).key}.json").read_text())
     except FileNotFoundError as exc:
         raise RuntimeError(f"the equal-time scratch run needs {Path(exc.filename).name} first") from None
     epoch_seconds = scratch["training_seconds"] / sum(len(p["epochs"]) for p in scratch["phases"])
@@ -191,7 +191,7 @@ def run_job(job: Job, plan: BenchPlan, backend: str, weights: str, folder: Path)
         elif job.kind == "scratch":
             recipe = scratch_recipe(task, job.seed)
         elif job.kind == "scratch_time":
-            recipe, extra = _equal_time_scratch(task, job.seed, folder)
+            recipe, extra = _equal_time_scratch(task, job.seed, plan.scratch_seeds[0], folder)
         else:
             raise ValueError(f"unknown job kind {job.kind!r}")
         result = run_recipe(replace(recipe, backend=backend), progress=False)

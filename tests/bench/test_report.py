@@ -42,6 +42,13 @@ def test_only_the_reference_backend_trains_from_scratch_and_probes_every_task() 
     assert len(reference) == len(set(reference))
     assert any(key.startswith("scratch_") for key in reference)
     assert not any(key.startswith("scratch_") for key in other)
+    # Same-epochs scratch on the scratch seeds; same-time scratch on every seed, after the runs it needs.
+    assert {key for key in reference if key.startswith("scratch_d")} == {"scratch_digits_s0"}
+    timed = [key for key in reference if key.startswith("scratch_time_digits")]
+    assert timed == [f"scratch_time_digits_s{seed}" for seed in FULL.seeds]
+    assert reference.index(timed[0]) > max(
+        reference.index(k) for k in reference if k.startswith(("parity", "scratch_d"))
+    )
     parity = [key for key in other if key.startswith("parity_")]
     assert len(parity) == len(FULL.parity_tasks) * len(FULL.seeds)
     assert {"probe_digits-50@96_s0", "naive_digits-50@96_s0", "overhead_mnist-5k-100_s0"} <= set(other)
@@ -175,12 +182,17 @@ def test_equal_time_scratch_gets_the_epochs_that_fit_in_the_recipe_time(tmp_path
 
     write_json(tmp_path / "parity_tiny_s0.json", {"training_seconds": 10.0})
     write_json(tmp_path / "scratch_tiny_s0.json", {"training_seconds": 44.0, "phases": [{"epochs": [{}] * 11}]})
-    recipe, extra = _equal_time_scratch(TINY, 0, tmp_path)
+    recipe, extra = _equal_time_scratch(TINY, 0, 0, tmp_path)
     assert recipe.phases[0].epochs == 2 and recipe.backbone.weights is None
     assert extra == {"budget_seconds": 10.0, "scratch_epoch_seconds": 4.0}
+    # Another seed: its own parity run's budget, the scratch seed's epoch time.
+    write_json(tmp_path / "parity_tiny_s1.json", {"training_seconds": 21.0})
+    recipe, extra = _equal_time_scratch(TINY, 1, 0, tmp_path)
+    assert recipe.phases[0].epochs == 5 and recipe.seed == 1
+    assert extra == {"budget_seconds": 21.0, "scratch_epoch_seconds": 4.0}
     (tmp_path / "scratch_tiny_s0.json").unlink()
     with pytest.raises(RuntimeError, match=r"needs scratch_tiny_s0\.json first"):
-        _equal_time_scratch(TINY, 0, tmp_path)
+        _equal_time_scratch(TINY, 0, 0, tmp_path)
 
 
 def test_parts_choose_the_jobs() -> None:
