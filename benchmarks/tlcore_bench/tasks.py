@@ -63,8 +63,9 @@ class BenchPlan:
 
     ``reference`` is the backend that also trains from scratch: for the
     recipe's epochs on ``scratch_seeds`` (the most expensive run: every layer,
-    every epoch), and for the recipe's training time on every seed. ``cache_task`` is the task whose
-    frozen phase is timed with cached features and without. ``overhead_batches``
+    every epoch), and for the recipe's training time on every seed.
+    ``cache_task`` is the task whose frozen phase is timed with cached
+    features and without. ``overhead_batches``
     batches are trained for ``overhead_epochs`` epochs in ``overhead_rounds``
     alternating rounds by tlcore and by a hand-written loop. ``parts`` are
     the measurements it makes (:data:`PARTS`).

@@ -1,0 +1,50 @@
+"""Prints one backend's library-overhead ratio (tlcore's training step over the hand-written loop's), measured
+as the full benchmark measures it, in a process that runs nothing else, ``--repeats`` times.
+
+    .venv/bin/python benchmarks/overhead_alone.py keras-jax [--repeats 3]
+    .venv/bin/python -m cProfile -s tottime benchmarks/overhead_alone.py keras-jax --repeats 1 | head -40
+
+The benchmark's overhead job shares its worker process with the jobs before it; this separates the step's cost
+from that, and under ``cProfile`` shows where tlcore's step spends the time the hand loop does not.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+from pathlib import Path
+
+from tlcore_bench.run import WEIGHTS_NAME
+from tlcore_bench.tasks import FULL
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("backend")
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    if args.backend.startswith("keras-"):
+        os.environ.setdefault("KERAS_BACKEND", args.backend.removeprefix("keras-"))
+    from tlcore_bench.worker import run_overhead, warm_up
+
+    from tlcore.checkpoints import convert_checkpoint
+
+    with tempfile.TemporaryDirectory() as folder:
+        convert_checkpoint(FULL.weights, Path(folder) / WEIGHTS_NAME)
+        weights = str(Path(folder) / f"{WEIGHTS_NAME}.json")
+        warm_up(args.backend)
+        task = FULL.task(FULL.parity_tasks[0])
+        for repeat in range(args.repeats):
+            result = run_overhead(FULL, task, args.backend, weights, seed=0)
+            tlcore = ", ".join(f"{rate:.0f}" for rate in result["tlcore_images_per_second"])
+            hand = ", ".join(f"{rate:.0f}" for rate in result["hand_images_per_second"])
+            print(
+                f"{args.backend} repeat {repeat}: ratio {result['ratio']:.3f}; tlcore [{tlcore}] img/s, "
+                f"{result['hand_loop']} [{hand}] img/s",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()
