@@ -1,8 +1,10 @@
 """The Keras trainer: Keras's own optimizers, schedules and compiled steps under the shared loop.
 
 Each phase compiles the model (or, with cached features, the head alone) and
-trains with ``train_on_batch``, which Keras runs as a compiled step: ``jit``
-on JAX, ``tf.function`` on TensorFlow. Every default that frameworks disagree
+trains with Keras's compiled step: ``jit`` on JAX, ``tf.function`` on
+TensorFlow. On JAX the training state stays in JAX arrays for a whole epoch,
+as in ``keras.Model.fit`` (:mod:`tlcore_keras.jax_steps`); elsewhere each
+step is a ``train_on_batch``. Every default that frameworks disagree
 on comes from the phase: Adam epsilon and betas, SGD momentum, the loss on
 logits, and the optimizers' update rules, which are torch's
 (:mod:`tlcore_keras.optimizers`), with per-group learning rates.
@@ -12,13 +14,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, SupportsFloat
 
 import keras
 import numpy as np
 
 from tlcore import TLCoreError
 from tlcore.training import LearningRateScales, Phase, Trainer, TrainerOptions
+from tlcore_keras.jax_steps import JaxSteps, supports_kept_state
 from tlcore_keras.model import KerasModel, sync_state, to_numpy
 from tlcore_keras.optimizers import TorchAdam, TorchOptimizer, TorchSGD, carry_state
 
@@ -135,6 +138,7 @@ class KerasTrainer(Trainer):
         self.cached = False
         self.target: keras.Model | None = None
         self.optimizer: TorchOptimizer | None = None
+        self.jax_steps: JaxSteps | None = None
         self._batch = 0
         self.mixed_precision = options.mixed_precision and gpu_available()
         if self.mixed_precision:
@@ -143,6 +147,7 @@ class KerasTrainer(Trainer):
     def _compile(self) -> None:
         if self.phase is None:
             raise TLCoreError("internal: compile before a phase began")
+        self._sync()
         self.target = self.net.head if self.cached else self.net
         previous = self.optimizer
         self.optimizer = make_optimizer(self.phase, self.total_steps, variable_scales(self.keras_model, self.lr_scales))
@@ -155,6 +160,12 @@ class KerasTrainer(Trainer):
             metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
             jit_compile="auto",
         )
+        self.jax_steps = JaxSteps(self.target) if supports_kept_state(self.target) else None
+
+    def _sync(self) -> None:
+        """Write the training state held between steps back into the variables (JAX only)."""
+        if self.jax_steps is not None:
+            self.jax_steps.sync()
 
     def _begin_phase(self, phase: Phase, total_steps: int, cached: bool) -> None:
         self.phase, self.total_steps, self.cached = phase, total_steps, cached
@@ -167,13 +178,16 @@ class KerasTrainer(Trainer):
         if self.phase is not None and self.optimizer is not None:
             self._compile()
 
-    def _train_step(self, inputs: np.ndarray, labels: np.ndarray, cached: bool) -> tuple[float, int]:
+    def _train_step(self, inputs: np.ndarray, labels: np.ndarray, cached: bool) -> tuple[SupportsFloat, SupportsFloat]:
         if self.target is None:
             raise TLCoreError("internal: train step before a phase began")
         targets = np.eye(self.keras_model.head.num_outputs, dtype=np.float32)[labels]
-        logs = self.target.train_on_batch(inputs, targets, return_dict=True)
+        if self.jax_steps is not None:
+            logs = self.jax_steps.step(inputs, targets)
+        else:
+            logs = self.target.train_on_batch(inputs, targets, return_dict=True)
         count = len(labels)
-        return float(logs["loss"]) * count, round(float(logs["accuracy"]) * count)
+        return logs["loss"] * count, logs["accuracy"] * count
 
     def _padded(self, function: Any, inputs: np.ndarray) -> np.ndarray:
         """``function`` on ``inputs`` padded to the largest batch seen, so the compiled step keeps one shape.
@@ -188,29 +202,39 @@ class KerasTrainer(Trainer):
             inputs = np.concatenate([inputs, padding])
         return np.asarray(function(inputs), dtype=np.float32)[:count]
 
+    def _end_epoch(self) -> None:
+        self._sync()
+
     def _predict_step(self, inputs: np.ndarray, cached: bool) -> np.ndarray:
+        self._sync()
         target = self.net.head if cached else self.net
         return self._padded(target.predict_on_batch, inputs)
 
     def _features_step(self, images: np.ndarray) -> np.ndarray:
+        self._sync()
         return self._padded(self.net.backbone.predict_on_batch, images)
 
     def _learning_rate(self) -> float:
         if self.optimizer is None:
             return 0.0
+        self._sync()
         return float(to_numpy(self.optimizer.learning_rate))
 
     def _snapshot(self, head_only: bool = False) -> tuple[list[Any], list[np.ndarray]]:
+        self._sync()
         sync_state(self.net)
         variables = list(self.net.head.variables if head_only else self.net.variables)
         return variables, [to_numpy(variable).copy() for variable in variables]
 
     def _restore(self, snapshot: Any) -> None:
+        self._sync()
         variables, values = snapshot
         for variable, value in zip(variables, values, strict=True):
             variable.assign(value)
 
     def _end_phase(self) -> None:
+        self._sync()
         sync_state(self.net)
+        self.jax_steps = None
         self.target = None
         self.optimizer = None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, SupportsFloat
 
 import numpy as np
 import torch
@@ -102,7 +102,7 @@ class TorchTrainer(Trainer):
         self.schedule = make_schedule(phase, self.optimizer, total_steps)
         self.label_smoothing = phase.label_smoothing
 
-    def _train_step(self, inputs: np.ndarray, labels: np.ndarray, cached: bool) -> tuple[float, int]:
+    def _train_step(self, inputs: np.ndarray, labels: np.ndarray, cached: bool) -> tuple[SupportsFloat, SupportsFloat]:
         if self.optimizer is None:
             raise TLCoreError("internal: train step before a phase began")
         if not self.net.training:  # switching walks every module: about 1 ms, as long as a head step
@@ -118,9 +118,8 @@ class TorchTrainer(Trainer):
         self.scaler.update()
         if self.schedule is not None:
             self.schedule.step()
-        with torch.no_grad():
-            correct = int((logits.argmax(dim=1) == y).sum())
-        return float(loss.detach()) * len(labels), correct
+        with torch.no_grad():  # read after the epoch: no wait for the device at every step
+            return loss.detach() * len(labels), (logits.argmax(dim=1) == y).sum()
 
     def _predict_step(self, inputs: np.ndarray, cached: bool) -> np.ndarray:
         if self.net.training:

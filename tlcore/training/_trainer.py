@@ -16,7 +16,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, SupportsFloat
 
 import numpy as np
 
@@ -135,8 +135,14 @@ class Trainer(ABC):
         """Create the optimizer and schedule for ``phase`` (``total_steps`` optimizer steps)."""
 
     @abstractmethod
-    def _train_step(self, inputs: np.ndarray, labels: np.ndarray, cached: bool) -> tuple[float, int]:
-        """One optimizer step; return (summed loss over the batch, number correct)."""
+    def _train_step(self, inputs: np.ndarray, labels: np.ndarray, cached: bool) -> tuple[SupportsFloat, SupportsFloat]:
+        """One optimizer step; return (summed loss over the batch, number correct).
+
+        Either may be a scalar the framework is still computing (a JAX array,
+        a CUDA tensor): the loop reads them with ``float()`` only after the
+        epoch's last step, so that the next step is queued while one computes,
+        as in the frameworks' own ``fit`` loops.
+        """
 
     @abstractmethod
     def _predict_step(self, inputs: np.ndarray, cached: bool) -> np.ndarray:
@@ -164,6 +170,13 @@ class Trainer(ABC):
 
     def _plan_changed(self) -> None:  # noqa: B027  (optional hook)
         """Called when a policy that varies by epoch changed what trains, mid-phase."""
+
+    def _end_epoch(self) -> None:  # noqa: B027  (optional hook)
+        """Called after an epoch's last training step, inside its timing and before anything reads the model.
+
+        A backend that holds training state outside the model between steps
+        (Keras on JAX, as ``keras.Model.fit`` does) writes it back here.
+        """
 
     def _end_phase(self) -> None:  # noqa: B027  (optional hook)
         """Release per-phase state (optimizer); override when needed."""
@@ -280,7 +293,9 @@ class Trainer(ABC):
 
     def _run_epoch(self, phase: Phase, epoch: int, source: Any, train: BatchSource, cached: bool) -> EpochRecord:
         started = time.perf_counter()
-        loss_sum, correct, seen = 0.0, 0, 0
+        losses: list[SupportsFloat] = []
+        corrects: list[SupportsFloat] = []
+        seen = 0
         batches = _progress(
             source.epoch(epoch),
             total=train.steps_per_epoch,
@@ -289,9 +304,12 @@ class Trainer(ABC):
         )
         for inputs, labels in batches:
             batch_loss, batch_correct = self._train_step(inputs, labels, cached)
-            loss_sum += batch_loss
-            correct += batch_correct
+            losses.append(batch_loss)
+            corrects.append(batch_correct)
             seen += len(labels)
+        self._end_epoch()
+        loss_sum = sum(float(loss) for loss in losses)
+        correct = sum(round(float(count)) for count in corrects)
         seconds = time.perf_counter() - started
         if not math.isfinite(loss_sum):
             raise ConfigError(
