@@ -59,6 +59,7 @@ class TorchOptimizer(keras.optimizers.Optimizer):
         self._scales: list[float] = []
         self._step_counts: Any = None
         self._slots: dict[str, list[Any]] = {}
+        self._shared: dict[str, Any] = {}
 
     def build(self, variables: Sequence[Any]) -> None:
         if self.built:
@@ -83,11 +84,12 @@ class TorchOptimizer(keras.optimizers.Optimizer):
             counted[indices] = 1.0
             self.assign(self._step_counts, self._step_counts + counted)
 
-    def _rate_and_step(self, variable: Any, learning_rate: Any) -> tuple[int, Any, Any]:
-        """The variable's index, its learning rate (with its factor) and its step number, this step counted."""
+    def _index_and_rate(self, variable: Any, learning_rate: Any) -> tuple[int, Any]:
+        """The variable's index and its learning rate, with its factor."""
         index = self._get_variable_index(variable)
-        rate = ops.cast(learning_rate, variable.dtype) * self._scales[index]
-        return index, rate, ops.cast(self._step_counts[index], variable.dtype)
+        if "rates" in self._shared:
+            return index, ops.cast(self._shared["rates"][index], variable.dtype)
+        return index, ops.cast(learning_rate, variable.dtype) * self._scales[index]
 
     def slot(self, name: str, variable: Any) -> Any:
         """The optimizer's ``name`` state for ``variable`` (``momentum``, ``velocity``)."""
@@ -98,7 +100,24 @@ class TorchOptimizer(keras.optimizers.Optimizer):
         if keras.backend.backend() == "torch":
             self._torch_update(grads, variables, learning_rate)
         else:
-            super()._backend_update_step(grads, variables, learning_rate)
+            self._shared = self._vectors(learning_rate)
+            try:
+                super()._backend_update_step(grads, variables, learning_rate)
+            finally:
+                self._shared = {}  # tensors of this step's trace
+
+    def _vectors(self, learning_rate: Any) -> dict[str, Any]:
+        """What the variables' ``update_step`` calls of one step need, as vectors over all variables.
+
+        Scalars computed per variable inside ``update_step`` (the learning rate
+        times the variable's factor, Adam's bias corrections at the variable's
+        own step count) are not shared between variables, so XLA compiles each
+        as a small kernel of its own: about 300 more kernels than Keras's Adam
+        in a compiled JAX step on efficientnet_lite0, and 3 % of the step's time
+        on a 2-core CPU. Here each is one vector operation; a variable takes its
+        element.
+        """
+        return {"rates": ops.cast(learning_rate, "float32") * np.asarray(self._scales, dtype="float32")}
 
     def _torch_update(self, grads: Sequence[Any], variables: Sequence[Any], learning_rate: Any) -> None:
         """Every variable's update as multi-tensor torch ops, one group per (step count, learning-rate factor).
@@ -149,8 +168,19 @@ class TorchAdam(TorchOptimizer):
         super().__init__(learning_rate=learning_rate, **kwargs)
         self.beta_1, self.beta_2, self.epsilon, self.decoupled = float(beta_1), float(beta_2), float(epsilon), decoupled
 
+    def _vectors(self, learning_rate: Any) -> dict[str, Any]:
+        """The rates, and the step sizes ``rate / (1 - beta_1 ** step)`` and ``1 / sqrt(1 - beta_2 ** step)``."""
+        vectors = super()._vectors(learning_rate)
+        counts = self._step_counts.value
+        vectors["step_sizes"] = vectors["rates"] / (1.0 - ops.power(self.beta_1, counts))
+        vectors["inverse_corrections"] = 1.0 / ops.sqrt(1.0 - ops.power(self.beta_2, counts))
+        return vectors
+
     def update_step(self, gradient: Any, variable: Any, learning_rate: Any) -> None:
-        _, rate, step = self._rate_and_step(variable, learning_rate)
+        index, rate = self._index_and_rate(variable, learning_rate)
+        shared = self._shared or self._vectors(learning_rate)  # or called on its own, not from this step
+        step_size = ops.cast(shared["step_sizes"][index], variable.dtype)
+        inverse_correction = ops.cast(shared["inverse_corrections"][index], variable.dtype)
         gradient = ops.cast(gradient, variable.dtype)
         if self.decay and self.decoupled:
             self.assign(variable, variable * (1.0 - rate * self.decay))
@@ -161,10 +191,8 @@ class TorchAdam(TorchOptimizer):
         new_v = self.beta_2 * v + (1.0 - self.beta_2) * ops.square(gradient)
         self.assign(m, new_m)
         self.assign(v, new_v)
-        correction_1 = 1.0 - ops.power(ops.cast(self.beta_1, variable.dtype), step)
-        correction_2 = 1.0 - ops.power(ops.cast(self.beta_2, variable.dtype), step)
-        denominator = ops.sqrt(new_v) / ops.sqrt(correction_2) + self.epsilon
-        self.assign_sub(variable, (rate / correction_1) * new_m / denominator)
+        denominator = ops.sqrt(new_v) * inverse_correction + self.epsilon
+        self.assign_sub(variable, step_size * new_m / denominator)
 
     def _foreach_step(self, grads: list[Any], params: list[Any], indices: list[int], rate: float, step: float) -> None:
         import torch
@@ -202,7 +230,7 @@ class TorchSGD(TorchOptimizer):
         self.momentum, self.nesterov = float(momentum), bool(nesterov)
 
     def update_step(self, gradient: Any, variable: Any, learning_rate: Any) -> None:
-        _, rate, _ = self._rate_and_step(variable, learning_rate)
+        _, rate = self._index_and_rate(variable, learning_rate)
         gradient = ops.cast(gradient, variable.dtype)
         if self.decay:
             gradient = gradient + self.decay * variable

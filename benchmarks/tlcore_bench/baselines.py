@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["hand_loop", "keras_fit", "torch_loop"]
+__all__ = ["HandLoop", "hand_loop", "keras_fit", "torch_loop"]
 
 Batch = tuple[np.ndarray, np.ndarray]
 HandLoop = Callable[[Any, Sequence[Batch], float, int], list[float]]
@@ -52,15 +52,17 @@ def torch_loop(net: Any, batches: Sequence[Batch], learning_rate: float, epochs:
     return rates
 
 
-def keras_fit(net: Any, batches: Sequence[Batch], learning_rate: float, epochs: int) -> list[float]:
-    """Plain ``keras.Model.fit`` on numpy arrays with Keras's own Adam, one epoch timed per callback."""
+def keras_fit(
+    net: Any, batches: Sequence[Batch], learning_rate: float, epochs: int, optimizer: Any = None
+) -> list[float]:
+    """Plain ``keras.Model.fit`` on numpy arrays with Keras's Adam (or ``optimizer``), one epoch timed per callback."""
     import keras
 
     images = np.concatenate([x for x, _ in batches])
     labels = np.concatenate([y for _, y in batches])
     batch_size = len(batches[0][1])
     net.compile(
-        optimizer=keras.optimizers.Adam(learning_rate=learning_rate, epsilon=1e-7),
+        optimizer=optimizer or keras.optimizers.Adam(learning_rate=learning_rate, epsilon=1e-7),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"],
         jit_compile="auto",

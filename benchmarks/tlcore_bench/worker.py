@@ -30,7 +30,7 @@ from tlcore._runner import make_head, open_dataset, peak_host_memory_bytes, run_
 from tlcore.data import Augmentation, Batches, ImagePipeline, make_splits
 from tlcore.plugins import load_plugins
 from tlcore.training import Phase, TrainerOptions
-from tlcore_bench.baselines import hand_loop
+from tlcore_bench.baselines import HandLoop, hand_loop
 from tlcore_bench.tasks import BenchPlan, Job, Task, jobs_for, parity_recipe, probe_recipe, scratch_recipe
 
 __all__ = ["main", "run_job"]
@@ -71,13 +71,15 @@ class FixedBatches:
         return self
 
 
-def run_overhead(plan: BenchPlan, task: Task, backend: str, weights: str, seed: int) -> dict[str, Any]:
+def run_overhead(
+    plan: BenchPlan, task: Task, backend: str, weights: str, seed: int, loop: HandLoop | None = None
+) -> dict[str, Any]:
     """tlcore's training step against the framework's hand-written loop, on one model, alternating rounds.
 
     The model fine-tunes from ``task.fine_tune_at`` (the expensive phase) on
     ``plan.overhead_batches`` prepared batches. The first epoch of every round
     is a warm-up (compilation) and is not counted; the ratio is of the
-    median throughputs.
+    median throughputs. ``loop`` replaces the backend's hand-written loop.
     """
     recipe = parity_recipe(task, weights, seed)
     native = get_backend(backend)
@@ -107,7 +109,7 @@ def run_overhead(plan: BenchPlan, task: Task, backend: str, weights: str, seed: 
         keep_best=False,
         cache_features=False,
     )
-    loop = hand_loop(backend)
+    loop = loop or hand_loop(backend)
     library: list[float] = []
     hand: list[float] = []
     for _ in range(plan.overhead_rounds):
