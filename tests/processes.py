@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -18,3 +22,16 @@ def framework_env(keras_home: Path | None = None) -> dict[str, str]:
     if keras_home is not None:
         env["KERAS_HOME"] = str(keras_home)
     return env
+
+
+def run_keras_script(script: str, framework: str, folder: Path, timeout: float) -> dict[str, Any]:
+    """Run ``python SCRIPT FILE`` with ``KERAS_BACKEND=framework`` in a process of its own; the JSON it wrote to FILE.
+
+    Keras holds one backend per process, so a test of one Keras backend runs its body this way.
+    """
+    out = folder / "report.json"
+    env = {**framework_env(folder / "keras_home"), "KERAS_BACKEND": framework}
+    done = subprocess.run([sys.executable, script, str(out)], env=env, capture_output=True, text=True, timeout=timeout)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report: dict[str, Any] = json.loads(out.read_text())
+    return report

@@ -13,25 +13,20 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.processes import framework_env
+from tests.processes import run_keras_script
 
 TOLERANCE = 1e-6  # largest absolute difference in any weight; the same compiled step runs in both
 
 
 @pytest.mark.skipif(any(importlib.util.find_spec(m) is None for m in ("keras", "jax")), reason="needs keras, jax")
 def test_kept_state_trains_exactly_as_train_on_batch(tmp_path: Path) -> None:
-    out = tmp_path / "report.json"
-    env = {**framework_env(tmp_path / "keras_home"), "KERAS_BACKEND": "jax"}
-    done = subprocess.run([sys.executable, __file__, str(out)], env=env, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
-    report = json.loads(out.read_text())
+    report = run_keras_script(__file__, "jax", tmp_path, timeout=600)
     kept, every_step = report["kept"], report["train_on_batch"]
     assert report["weight_difference"] <= TOLERANCE
     for name in ("loss", "accuracy", "val_loss", "val_accuracy"):

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from tests.processes import framework_env
+from tests.processes import run_keras_script
 
 CASES: dict[str, dict[str, Any]] = {
     "adam": {"kind": "adam", "weight_decay": 1e-2},
@@ -34,13 +34,7 @@ TOLERANCE = 1e-6  # largest absolute difference; updates are about 1e-2
 
 @pytest.mark.skipif(any(importlib.util.find_spec(m) is None for m in ("keras", "torch")), reason="needs keras, torch")
 def test_multi_tensor_steps_match_torch_optim(tmp_path: Path) -> None:
-    import subprocess
-
-    out = tmp_path / "report.json"
-    env = {**framework_env(tmp_path / "keras_home"), "KERAS_BACKEND": "torch"}
-    done = subprocess.run([sys.executable, __file__, str(out)], env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
-    report = json.loads(out.read_text())
+    report = run_keras_script(__file__, "torch", tmp_path, timeout=300)
     assert sorted(report) == sorted(CASES)
     for case, difference in report.items():
         assert difference < TOLERANCE, (case, difference)
