@@ -70,6 +70,11 @@ def _parity_tasks(plan: dict[str, Any]) -> list[dict[str, Any]]:
     return [task for task in plan["tasks"] if task["name"] in plan["parity_tasks"]]
 
 
+def _seeds(plan: dict[str, Any], task: dict[str, Any]) -> list[int]:
+    """The seeds ``task`` runs: its own where it has them, else the plan's."""
+    return list(task.get("seeds") or plan["seeds"])
+
+
 def _parity(plan: dict[str, Any], results: Results) -> list[dict[str, Any]]:
     rows = []
     for task in _parity_tasks(plan):
@@ -77,9 +82,10 @@ def _parity(plan: dict[str, Any], results: Results) -> list[dict[str, Any]]:
         backends = {b: _stats([r["test_accuracy"] for r in rs]) for b, rs in runs.items() if rs}
         means = [s["mean"] for s in backends.values()]
         spread = max(means) - min(means) if len(means) > 1 else None
-        complete = [b for b in plan["backends"] if b in backends and backends[b]["n"] >= len(plan["seeds"])]
-        if len(plan["seeds"]) < MIN_SEEDS:
-            verdict = f"indicative only ({len(plan['seeds'])} seed)"
+        seeds = _seeds(plan, task)
+        complete = [b for b in plan["backends"] if b in backends and backends[b]["n"] >= len(seeds)]
+        if len(seeds) < MIN_SEEDS:
+            verdict = f"indicative only ({len(seeds)} seed)"
         elif spread is not None and spread > plan["tolerance"]:
             verdict = "fail"
         elif len(complete) == len(plan["backends"]) and len(complete) > 1:
@@ -219,6 +225,15 @@ def build_report(folder: Path) -> dict[str, Any]:
     }
 
 
+def _seeds_text(plan: dict[str, Any]) -> str:
+    """``seeds 0, 1, 2``, and the tasks with seeds of their own."""
+    own = [(task["name"], _seeds(plan, task)) for task in _parity_tasks(plan) if task.get("seeds")]
+    text = f"seeds {', '.join(map(str, plan['seeds']))}"
+    if own:
+        text += " (" + "; ".join(f"{name}: {', '.join(map(str, seeds))}" for name, seeds in own) + ")"
+    return text
+
+
 def _pct(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.2f}"
 
@@ -258,7 +273,7 @@ def render_markdown(report: dict[str, Any]) -> str:
         f"{machine.get('memory_gib', '?')} GiB, {machine.get('gpu') or 'no GPU'}; Python {machine.get('python', '?')}",
         "",
         "efficientnet_lite0 with ImageNet weights from one neutral checkpoint, two-phase recipe "
-        f"(head on frozen features, then fine-tuning); seeds {', '.join(map(str, plan['seeds']))}; "
+        f"(head on frozen features, then fine-tuning); {_seeds_text(plan)}; "
         f"tolerance: every backend's mean within {100 * plan['tolerance']:.1f} points of the others.",
         "",
         "## Backends",

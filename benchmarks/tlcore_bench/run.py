@@ -198,7 +198,7 @@ def resolve_plan(
     if seeds is not None:
         if seeds < 1:
             raise ConfigError(f"--seeds must be at least 1; got {seeds}.")
-        plan = replace(plan, seeds=tuple(range(seeds)))
+        plan = plan.with_seeds(tuple(range(seeds)))
     if parts:
         unknown = [part for part in parts if part not in PARTS]
         if unknown:

@@ -32,8 +32,36 @@ def test_plans_round_trip_through_json() -> None:
 def test_full_plan_covers_the_issue_tasks_with_three_seeds() -> None:
     names = {FULL.task(name).dataset + f"/{FULL.task(name).labels_per_class}" for name in FULL.parity_tasks}
     assert names == {"mnist-5k/100", "fashion-mnist/100", "fashion-mnist/1000", "digits/100"}
-    assert len(FULL.seeds) >= 3
+    assert all(len(FULL.seeds_of(name)) >= 3 for name in FULL.parity_tasks)
+    # The small test sets get more seeds than the plan's three.
+    assert len(FULL.seeds_of("digits")) > len(FULL.seeds) == len(FULL.seeds_of("fashion-mnist/100"))
     assert set(FULL.backends) == {"torch", "keras-tensorflow", "keras-torch", "keras-jax"}
+
+
+def test_a_task_runs_its_own_seeds_unless_seeds_are_given() -> None:
+    plan = replace(PLAN, tasks=(TINY, replace(TINY, name="more", seeds=(0, 1, 2, 3, 4))), parity_tasks=("tiny", "more"))
+    parity = [(job.task, job.seed) for job in jobs_for(plan, "keras-jax") if job.kind == "parity"]
+    # Seed by seed, every task's first seeds before any task's later ones.
+    assert parity == [
+        ("tiny", 0),
+        ("more", 0),
+        ("tiny", 1),
+        ("more", 1),
+        ("tiny", 2),
+        ("more", 2),
+        ("more", 3),
+        ("more", 4),
+    ]
+    timed = [(job.task, job.seed) for job in jobs_for(plan, "torch") if job.kind == "scratch_time"]
+    assert timed == parity
+    two = plan.with_seeds((0, 1))
+    assert [(job.task, job.seed) for job in jobs_for(two, "keras-jax") if job.kind == "parity"] == [
+        ("tiny", 0),
+        ("more", 0),
+        ("tiny", 1),
+        ("more", 1),
+    ]
+    assert BenchPlan.from_dict(json.loads(json.dumps(plan.to_dict()))) == plan
 
 
 def test_only_the_reference_backend_trains_from_scratch_and_probes_every_task() -> None:
@@ -43,15 +71,17 @@ def test_only_the_reference_backend_trains_from_scratch_and_probes_every_task() 
     assert any(key.startswith("scratch_") for key in reference)
     assert not any(key.startswith("scratch_") for key in other)
     # Same-epochs scratch on the scratch seeds; same-time scratch on every seed, after the runs it needs.
-    assert {key for key in reference if key.startswith("scratch_d")} == {"scratch_digits_s0"}
+    same_epochs = "scratch_digits_"  # same-time runs are "scratch_time_digits_s*"
+    assert {key for key in reference if key.startswith(same_epochs)} == {"scratch_digits_s0"}
     timed = [key for key in reference if key.startswith("scratch_time_digits")]
-    assert timed == [f"scratch_time_digits_s{seed}" for seed in FULL.seeds]
+    assert timed == [f"scratch_time_digits_s{seed}" for seed in FULL.seeds_of("digits")]
     assert reference.index(timed[0]) > max(
-        reference.index(k) for k in reference if k.startswith(("parity", "scratch_d"))
+        reference.index(k) for k in reference if k.startswith(("parity", same_epochs))
     )
     parity = [key for key in other if key.startswith("parity_")]
-    assert len(parity) == len(FULL.parity_tasks) * len(FULL.seeds)
-    assert {"probe_digits-50@96_s0", "naive_digits-50@96_s0", "overhead_mnist-5k-100_s0"} <= set(other)
+    assert len(parity) == sum(len(FULL.seeds_of(task)) for task in FULL.parity_tasks)
+    cache = FULL.cache_task.replace("/", "-")
+    assert {f"probe_{cache}_s0", f"naive_{cache}_s0", "overhead_mnist-5k-100_s0"} <= set(other)
 
 
 def _parity(backend: str, seed: int, accuracy: float) -> dict[str, Any]:
@@ -82,8 +112,10 @@ def _parity(backend: str, seed: int, accuracy: float) -> dict[str, Any]:
     }
 
 
-def _bench(tmp_path: Path, accuracies: dict[str, list[float]], statuses: dict[str, Any] | None = None) -> Path:
-    write_json(tmp_path / "plan.json", {"plan": PLAN.to_dict(), "command": "tlcore bench", "machine": {"cores": 2}})
+def _bench(
+    tmp_path: Path, accuracies: dict[str, list[float]], statuses: dict[str, Any] | None = None, plan: BenchPlan = PLAN
+) -> Path:
+    write_json(tmp_path / "plan.json", {"plan": plan.to_dict(), "command": "tlcore bench", "machine": {"cores": 2}})
     for backend, values in accuracies.items():
         for seed, value in enumerate(values):
             write_json(tmp_path / "runs" / backend / f"parity_tiny_s{seed}.json", _parity(backend, seed, value))
@@ -107,6 +139,13 @@ def test_parity_fails_beyond_the_tolerance_and_is_incomplete_with_missing_seeds(
     assert not failing["checks"]["parity"]
     partial = build_report(_bench(tmp_path / "b", {"torch": [0.90] * 3, "keras-jax": [0.90]}))
     assert partial["parity"][0]["verdict"] == "incomplete"
+    # A task with seeds of its own is complete with all of them, not with the plan's three.
+    five = replace(PLAN, tasks=(replace(TINY, seeds=(0, 1, 2, 3, 4)),))
+    three_of_five = build_report(_bench(tmp_path / "c", {"torch": [0.90] * 3, "keras-jax": [0.90] * 3}, plan=five))
+    assert three_of_five["parity"][0]["verdict"] == "incomplete"
+    report = build_report(_bench(tmp_path / "d", {"torch": [0.90] * 5, "keras-jax": [0.901] * 5}, plan=five))
+    assert report["parity"][0]["verdict"] == "pass"
+    assert "seeds 0, 1, 2 (tiny: 0, 1, 2, 3, 4)" in render_markdown(report)
 
 
 def test_a_crashed_or_missing_backend_is_in_the_table_and_the_others_are_kept(tmp_path: Path) -> None:
@@ -200,7 +239,7 @@ def test_parts_choose_the_jobs() -> None:
     assert [job.kind for job in jobs_for(speed, "torch")] == ["probe", "naive", "overhead"]
     parity = replace(FULL, parts=("parity",))
     assert {job.kind for job in jobs_for(parity, "torch")} == {"parity"}
-    assert len(jobs_for(parity, "keras-jax")) == len(FULL.parity_tasks) * len(FULL.seeds)
+    assert len(jobs_for(parity, "keras-jax")) == sum(len(FULL.seeds_of(task)) for task in FULL.parity_tasks)
     # The quick plan's cache task is its parity task: without the speed part, transfer runs its seed-0 probe itself.
     quick = [job.key for job in jobs_for(replace(QUICK, parts=("parity", "transfer")), "torch")]
     assert "probe_digits-30_s0" in quick and "overhead_digits-30_s0" not in quick

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import tlcore_bench.run as bench_run
 from tlcore_bench import BenchError, resolve_plan, run_bench
-from tlcore_bench.tasks import BenchPlan, Task, jobs_for
+from tlcore_bench.tasks import FULL, BenchPlan, Task, jobs_for
 
 from tlcore._errors import ConfigError, UnknownBackendError
 
@@ -98,6 +98,8 @@ def test_resolve_plan_checks_backends_and_seeds() -> None:
     plan = resolve_plan(True, ["torch", "keras-jax", "torch"], 2)
     assert plan.backends == ("torch", "keras-jax")
     assert plan.seeds == (0, 1)
+    # --seeds N is N seeds on every task, those with seeds of their own too.
+    assert {resolve_plan(False, None, 4).seeds_of(task) for task in FULL.parity_tasks} == {(0, 1, 2, 3)}
     with pytest.raises(UnknownBackendError, match="keras-jx"):
         resolve_plan(True, ["keras-jx"], None)
     with pytest.raises(Exception, match="--seeds must be at least 1"):

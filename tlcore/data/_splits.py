@@ -146,7 +146,5 @@ def make_splits(
 def _cap_per_class(test: Dataset, cap: int, seed: int) -> Dataset:
     """At most ``cap`` examples of each class of ``test``, seeded, in the split's order."""
     rng = np.random.default_rng([int(seed), 1])
-    keep = [
-        rng.permutation(np.flatnonzero(test.labels == label))[:cap] for label in range(test.num_classes)
-    ]
+    keep = [rng.permutation(np.flatnonzero(test.labels == label))[:cap] for label in range(test.num_classes)]
     return test.subset(np.sort(np.concatenate(keep)), name=test.name)
