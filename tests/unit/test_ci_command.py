@@ -19,3 +19,4 @@ def readme_test_command() -> str:
 def test_ci_runs_the_readme_test_command() -> None:
     commands = [line for line in (ROOT / ".ci/run").read_text().splitlines() if line and not line.startswith("#")]
     assert commands[-1] == readme_test_command() == "bash scripts/test.sh"
+    assert commands == [readme_test_command()]  # nothing else: CI runs from the repository root, as the README does
