@@ -1,13 +1,14 @@
 """Prints one backend's library-overhead ratio (tlcore's training step over the hand-written loop's), measured
 as the full benchmark measures it, in a process that runs nothing else, ``--repeats`` times.
 
-    .venv/bin/python benchmarks/overhead_alone.py keras-jax [--repeats 3] [--same-optimizer]
+    .venv/bin/python benchmarks/overhead_alone.py keras-jax [--repeats 3] [--same-optimizer] [--rounds N]
     .venv/bin/python -m cProfile -s tottime benchmarks/overhead_alone.py keras-jax --repeats 1 | head -40
 
 The benchmark's overhead job shares its worker process with the jobs before it; this separates the step's cost
 from that, and under ``cProfile`` shows where tlcore's step spends the time the hand loop does not.
 ``--same-optimizer`` (Keras backends) gives ``keras.Model.fit`` tlcore's optimizer, torch's Adam
 (:class:`tlcore_keras.optimizers.TorchAdam`), instead of Keras's Adam: what is left of the gap is then the loop's.
+``--rounds N`` times N alternating rounds instead of the full plan's (two timed epochs a side each).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import os
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +29,7 @@ def main() -> None:
     parser.add_argument("backend")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--same-optimizer", action="store_true", help="keras.Model.fit with tlcore's TorchAdam")
+    parser.add_argument("--rounds", type=int, default=FULL.overhead_rounds, help="alternating rounds (the plan's)")
     args = parser.parse_args()
     if args.backend.startswith("keras-"):
         os.environ.setdefault("KERAS_BACKEND", args.backend.removeprefix("keras-"))
@@ -40,6 +43,7 @@ def main() -> None:
         weights = str(Path(folder) / f"{WEIGHTS_NAME}.json")
         warm_up(args.backend)
         task = FULL.task(FULL.parity_tasks[0])
+        plan = replace(FULL, overhead_rounds=args.rounds)
         loop: HandLoop | None = None
         if args.same_optimizer and args.backend.startswith("keras-"):
             from tlcore_keras.optimizers import TorchAdam
@@ -50,7 +54,7 @@ def main() -> None:
                 )
 
         for repeat in range(args.repeats):
-            result = run_overhead(FULL, task, args.backend, weights, seed=0, loop=loop)
+            result = run_overhead(plan, task, args.backend, weights, seed=0, loop=loop)
             tlcore = ", ".join(f"{rate:.0f}" for rate in result["tlcore_images_per_second"])
             hand = ", ".join(f"{rate:.0f}" for rate in result["hand_images_per_second"])
             print(

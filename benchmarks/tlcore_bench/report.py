@@ -15,7 +15,7 @@ from typing import Any
 
 from tlcore._io import write_json, write_with
 from tlcore_bench.plots import plot_accuracy, plot_curves, plot_throughput
-from tlcore_bench.tasks import FULL, PARTS, QUICK
+from tlcore_bench.tasks import FULL, PARTS, QUICK, BenchPlan
 
 __all__ = ["build_report", "load_results", "render_markdown", "title", "write_report"]
 
@@ -71,8 +71,8 @@ def _parity_tasks(plan: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _seeds(plan: dict[str, Any], task: dict[str, Any]) -> list[int]:
-    """The seeds ``task`` runs: its own where it has them, else the plan's."""
-    return list(task.get("seeds") or plan["seeds"])
+    """The seeds ``task`` runs (:meth:`BenchPlan.seeds_of`)."""
+    return list(BenchPlan.from_dict(plan).seeds_of(task["name"]))
 
 
 def _parity(plan: dict[str, Any], results: Results) -> list[dict[str, Any]]:

@@ -124,10 +124,11 @@ class BenchPlan:
 #
 # Seven seeds on the two small test sets. There, one seed's backends scatter about their mean with a standard
 # deviation of 0.32 points (2026-12-02 full run, AMD EPYC, both tasks), so the four backends' means over n seeds land
-# within the 0.5-point tolerance with a probability of about 78 % at 3 seeds, 94 % at 5 and 98 % at 7 (a simulation
-# of four normal means): that run's three seeds gave spreads of 0.60 and 0.52 points, where the same code on an
-# Intel machine had given 0.04 and 0.37. A seed costs about 4 minutes on the two tasks, all backends together.
+# within the 0.5-point tolerance with a probability of about 78 % at 3 seeds, 93 to 94 % at 5 and 98 % at 7 (a
+# simulation of four normal means): that run's three seeds gave spreads of 0.60 and 0.52 points, where the same code
+# on an Intel machine had given 0.04 and 0.37. A seed costs about 4 minutes on the two tasks, all backends together.
 # Fashion-MNIST's 10,000 test images scatter its backends by 0.10 and 0.22 points: three seeds are enough.
+# `.venv/bin/python benchmarks/seed_scatter.py OUT` prints these figures from a benchmark's folder.
 SMALL_TEST_SET_SEEDS = tuple(range(7))
 MNIST = Task("mnist-5k/100", "mnist-5k", labels_per_class=100, seeds=SMALL_TEST_SET_SEEDS)
 DIGITS = Task("digits", "digits", labels_per_class=100, test_fraction=0.25, seeds=SMALL_TEST_SET_SEEDS)
