@@ -18,12 +18,12 @@ import keras
 import numpy as np
 import tlcore_keras.layers
 from tlcore_keras.efficientnet_lite import efficientnet_lite
-from tlcore_keras.specs import TORCH_BACKBONES
+
+from tlcore.architectures.efficientnet_lite import SPEC
 
 
 def _rates(size: int, batches: int = 8) -> tuple[float, float]:
-    spec = next(s for s in TORCH_BACKBONES if s.name == "efficientnet_lite0")
-    backbone = efficientnet_lite(spec, (size, size))
+    backbone = efficientnet_lite(SPEC, (size, size))
     inputs = keras.Input((size, size, 3))
     outputs = keras.layers.Dense(10)(keras.layers.GlobalAveragePooling2D()(backbone(inputs)))
     model = keras.Model(inputs, outputs)

@@ -35,8 +35,7 @@ from tlcore_bench.tasks import FULL, parity_recipe
 from tlcore_keras.jax_steps import JaxSteps
 from tlcore_keras.optimizers import TorchAdam
 
-from tlcore import FineTuneAt, get_backend
-from tlcore._runner import make_head
+from tlcore import FineTuneAt, get_backend, make_head
 from tlcore.checkpoints import convert_checkpoint
 from tlcore.plugins import load_plugins
 
@@ -59,9 +58,9 @@ def kernels(net: keras.Model, x: np.ndarray, y: np.ndarray) -> str:
         trainable_variables=True, non_trainable_variables=True, optimizer_variables=True, metrics_variables=True
     )
     compiled = jax.jit(net.train_step).lower(state, (x, y, None)).compile()
-    fusions = len(re.findall(r"^\s*\S+ = .* fusion\(", compiled.as_text(), re.MULTILINE))
+    fusions = len(re.findall(r"^\s*\S+ = .* fusion\(", compiled.as_text() or "", re.MULTILINE))
     cost = compiled.cost_analysis()
-    cost = cost[0] if isinstance(cost, list) else cost
+    cost = (cost[0] if isinstance(cost, list) else cost) or {}
     return f"{fusions:,} fusions, {cost.get('flops', 0):.3g} flops, {cost.get('bytes accessed', 0):.3g} bytes"
 
 

@@ -33,7 +33,7 @@ def _worker(task_name: str, seed: int, backend: str, rate: float, weights: str, 
     """Fine-tune on ``backend`` and save the test logits and labels to ``out``."""
     from tlcore_bench.tasks import FULL, parity_recipe
 
-    from tlcore._runner import open_dataset, run_recipe
+    from tlcore import open_dataset, run_recipe
     from tlcore.data import Batches, ImagePipeline, make_splits
     from tlcore.plugins import load_plugins
 
@@ -49,7 +49,8 @@ def _worker(task_name: str, seed: int, backend: str, rate: float, weights: str, 
         test_fraction=data.test_fraction,
         test_per_class=data.test_per_class,
     )
-    pipeline = ImagePipeline(load_plugins().backbone("efficientnet_lite0", backend).input, (data.image_size,) * 2)
+    size = int(data.image_size or 0)  # the benchmark's recipes always give image_size
+    pipeline = ImagePipeline(load_plugins().backbone("efficientnet_lite0", backend).input, (size, size))
     images, labels = Batches(splits.test, pipeline, batch_size=data.batch_size).all_prepared()
     logits = result.model.predict(images)
     if abs(float((logits.argmax(axis=1) == labels).mean()) - result.test.accuracy) > 1e-9:
@@ -74,14 +75,14 @@ def main() -> int:
     parser.add_argument("--fine-tune-lr", type=float, default=default_rate, help=f"default: {default_rate:g}")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
-        weights = convert_checkpoint(FULL.weights, Path(folder) / "efficientnet_lite0").manifest
+        manifest = convert_checkpoint(FULL.weights, Path(folder) / "efficientnet_lite0").manifest
         runs = []
         for backend in args.backends:
-            out = Path(folder) / f"{backend}.npz"
+            result_file = Path(folder) / f"{backend}.npz"
             command = [sys.executable, __file__, "--worker", args.task, str(args.seed), backend,
-                       str(args.fine_tune_lr), str(weights), str(out)]  # fmt: skip
+                       str(args.fine_tune_lr), str(manifest), str(result_file)]  # fmt: skip
             subprocess.run(command, cwd=ROOT, check=True)
-            runs.append(np.load(out))
+            runs.append(np.load(result_file))
     (first, second), labels = runs, runs[0]["labels"]
     a, b = first["logits"].argmax(axis=1), second["logits"].argmax(axis=1)
     name_a, name_b = args.backends

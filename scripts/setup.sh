@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set up tlcore on a fresh machine: a virtual environment in .venv with every
 # backend (torch, Keras on JAX and TensorFlow), the offline datasets and
-# weights, the example plugin and the dev tools.
+# weights, the example plugins (plugins/) and the dev tools.
 # Idempotent: a second run only checks what is there.
 # TLCORE_EXTRAS chooses the extras (default: all,dev).
 set -euo pipefail
@@ -25,4 +25,5 @@ if [ ! -d /usr/share/datasets/fashion-mnist ] && command -v apt-get >/dev/null &
 fi
 quiet_pip -e ".[${EXTRAS}]"
 quiet_pip -e plugins/tlcore-normfreeze
+quiet_pip -e plugins/tlcore-resnet34
 echo "setup: done ($(.venv/bin/python -c 'import tlcore; print("tlcore", tlcore.__version__)'))"

@@ -8,5 +8,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 .venv/bin/ruff check tlcore backends plugins tests benchmarks scripts
-.venv/bin/python -m mypy --strict tlcore benchmarks/tlcore_bench scripts/test_parts.py
+.venv/bin/python -m mypy --strict tlcore backends plugins benchmarks scripts/test_parts.py
 .venv/bin/python scripts/test_parts.py -- "$@"

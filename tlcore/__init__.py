@@ -38,8 +38,8 @@ from tlcore._freeze import (
     Unfrozen,
 )
 from tlcore._recipe import AugmentationConfig, BackboneConfig, DataConfig, HeadConfig, Recipe, load_recipe, parse_recipe
-from tlcore._runner import RunResult, run_recipe
-from tlcore._specs import BackboneSpec, HeadSpec, ImageInputSpec, LayerInfo, WeightsSource
+from tlcore._runner import RunResult, make_head, open_dataset, peak_host_memory_bytes, run_recipe
+from tlcore._specs import BackboneSpec, HeadSpec, ImageInputSpec, LayerInfo, StateDictLayout, WeightsSource
 from tlcore.plugins import load_plugins
 from tlcore.training import EarlyStopping, Evaluation, History, Phase, Trainer, TrainerOptions
 
@@ -75,6 +75,7 @@ __all__ = [
     "RecipeError",
     "RegexPolicy",
     "RunResult",
+    "StateDictLayout",
     "TLCoreError",
     "TrainGroups",
     "Trainer",
@@ -92,6 +93,9 @@ __all__ = [
     "get_backend",
     "load_plugins",
     "load_recipe",
+    "make_head",
+    "open_dataset",
     "parse_recipe",
+    "peak_host_memory_bytes",
     "run_recipe",
 ]

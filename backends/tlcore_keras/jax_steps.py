@@ -25,6 +25,8 @@ from typing import Any
 import keras
 import numpy as np
 
+from tlcore_keras import frameworks
+
 __all__ = ["JaxSteps", "supports_kept_state"]
 
 _INTERNALS = ("_get_jax_state", "make_train_function", "jax_state_sync", "reset_metrics", "metrics_variables")
@@ -32,7 +34,7 @@ _INTERNALS = ("_get_jax_state", "make_train_function", "jax_state_sync", "reset_
 
 def supports_kept_state(model: keras.Model) -> bool:
     """Whether ``model`` trains on Keras's JAX backend, undistributed, with the trainer internals ``fit`` uses."""
-    if keras.backend.backend() != "jax" or not all(hasattr(model, name) for name in _INTERNALS):
+    if frameworks.framework() != "jax" or not all(hasattr(model, name) for name in _INTERNALS):
         return False
     from keras import distribution
 

@@ -21,17 +21,15 @@ from typing import Any
 import keras
 from keras import ops
 
+from tlcore_keras import frameworks
+
 __all__ = ["DepthwiseConv2D", "depthwise_as_taps"]
 
 
 @cache
 def depthwise_as_taps() -> bool:
     """True where depthwise convolutions are computed as shifted products: JAX running on the CPU."""
-    if keras.backend.backend() != "jax":
-        return False
-    import jax
-
-    return bool(jax.default_backend() == "cpu")
+    return frameworks.jax_on_cpu()
 
 
 def _same_padding(size: int, kernel: int, stride: int, dilation: int) -> tuple[int, int]:

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 import keras
 import numpy as np
 
 from tlcore import BackboneSpec, CheckpointError, FreezePlan, HeadSpec, LayerInfo, Model
-from tlcore._checkpoint import model_metadata, write_checkpoint
-from tlcore._head_init import initial_head_weights
+from tlcore.extend import initial_head_weights
 from tlcore_keras.backbones import KerasBackbone
+from tlcore_keras.frameworks import sync_state
 from tlcore_keras.layout import keras_layer_state, load_torch_layout_state
 
 
@@ -64,12 +65,6 @@ class KerasNet(keras.Model):
     def call(self, images: Any, training: bool = False) -> Any:
         features = self.backbone(images, training=bool(training) and self.update_bn_statistics)
         return self.head(features, training=training)
-
-
-def sync_state(model: keras.Model) -> None:
-    """On JAX, copy the trainer's functional state back into the variables."""
-    if getattr(model, "_jax_state", None) is not None and hasattr(model, "jax_state_sync"):
-        model.jax_state_sync()
 
 
 def to_numpy(value: Any) -> np.ndarray:
@@ -130,17 +125,17 @@ class KerasModel(Model):
     def trainable_layers(self) -> set[str]:
         return {info.name for info, layer in self._layers if layer.trainable and layer.trainable_weights}
 
-    def _batched(self, function: Any, images: np.ndarray, batch_size: int) -> np.ndarray:
-        images = self.check_images(images)
+    @contextlib.contextmanager
+    def _inference(self) -> Iterator[None]:
+        """The variables up to date first (a JAX trainer may hold newer values)."""
         sync_state(self._net)
-        starts = range(0, len(images), batch_size)
-        return np.concatenate([to_numpy(function(images[start : start + batch_size])) for start in starts])
+        yield
 
-    def predict(self, images: np.ndarray, *, batch_size: int = 64) -> np.ndarray:
-        return self.activate(self._batched(lambda x: self._net(x, training=False), images, batch_size))
+    def _predict_batch(self, images: np.ndarray) -> np.ndarray:
+        return to_numpy(self._net(images, training=False))
 
-    def features(self, images: np.ndarray, *, batch_size: int = 64) -> np.ndarray:
-        return self._batched(lambda x: self._net.backbone(x, training=False), images, batch_size)
+    def _features_batch(self, images: np.ndarray) -> np.ndarray:
+        return to_numpy(self._net.backbone(images, training=False))
 
     def backbone_state(self) -> dict[str, np.ndarray]:
         sync_state(self._net)
@@ -171,13 +166,8 @@ class KerasModel(Model):
             except (KeyError, ValueError) as exc:
                 raise CheckpointError(f"head tensor {prefix} is missing or has the wrong shape: {exc}") from None
 
-    def save(self, path: str | Path) -> Path:
-        state = {f"backbone.{k}": v for k, v in self.backbone_state().items()}
-        state.update(self.head_state())
-        return write_checkpoint(path, state, model_metadata(self, self.image_size))
-
-    def load_state(self, tensors: dict[str, np.ndarray]) -> None:
-        """Assign a saved state (torch layout, canonical names) to backbone and head."""
+    def _assign_state(self, tensors: dict[str, np.ndarray]) -> None:
+        """Assign a checked state (torch layout, canonical names) to backbone and head."""
         backbone = {k.removeprefix("backbone."): v for k, v in tensors.items() if k.startswith("backbone.")}
         backbone = {k: v for k, v in backbone.items() if not k.endswith("num_batches_tracked")}
         load_torch_layout_state(self._layers, backbone)

@@ -42,6 +42,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from tlcore_keras import frameworks
+
 __all__ = ["TorchAdam", "TorchOptimizer", "TorchSGD", "carry_state"]
 
 
@@ -97,7 +99,7 @@ class TorchOptimizer(keras.optimizers.Optimizer):
 
     def _backend_update_step(self, grads: Sequence[Any], variables: Sequence[Any], learning_rate: Any) -> None:
         self._count_step(variables)
-        if keras.backend.backend() == "torch":
+        if frameworks.framework() == "torch":
             self._torch_update(grads, variables, learning_rate)
         else:
             self._shared = self._vectors(learning_rate)
@@ -200,7 +202,7 @@ class TorchAdam(TorchOptimizer):
         if self.decay and self.decoupled:
             torch._foreach_mul_(params, 1.0 - rate * self.decay)
         elif self.decay:
-            grads = torch._foreach_add(grads, params, alpha=self.decay)
+            grads = list(torch._foreach_add(grads, params, alpha=self.decay))
         m = [self._slots["momentum"][i].value for i in indices]
         v = [self._slots["velocity"][i].value for i in indices]
         torch._foreach_mul_(m, self.beta_1)
@@ -245,12 +247,12 @@ class TorchSGD(TorchOptimizer):
         import torch
 
         if self.decay:
-            grads = torch._foreach_add(grads, params, alpha=self.decay)
+            grads = list(torch._foreach_add(grads, params, alpha=self.decay))
         if self.momentum:
             buffers = [self._slots["momentum"][i].value for i in indices]
             torch._foreach_mul_(buffers, self.momentum)
             torch._foreach_add_(buffers, grads)
-            grads = torch._foreach_add(grads, buffers, alpha=self.momentum) if self.nesterov else buffers
+            grads = list(torch._foreach_add(grads, buffers, alpha=self.momentum)) if self.nesterov else buffers
         torch._foreach_add_(params, grads, alpha=-rate)
 
     def get_config(self) -> dict[str, Any]:

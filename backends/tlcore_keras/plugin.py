@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from tlcore import BackboneSpec
-from tlcore.plugins import BackendInfo, hookimpl
+from tlcore.plugins import BackendInfo, BuilderInfo, hookimpl
 
 KERAS_BACKENDS: dict[str, tuple[str, tuple[str, ...], str]] = {
     "keras-jax": ("jax", ("keras", "jax"), "Keras 3 on JAX (jit-compiled steps)"),
@@ -31,9 +31,18 @@ def tlcore_register_backends(register: Callable[[BackendInfo], None]) -> None:
 
 @hookimpl
 def tlcore_register_backbones(register: Callable[[BackboneSpec], None]) -> None:
-    """The portable backbones (torchvision ResNets and MobileNetV2, EfficientNet-Lite0) and keras.applications."""
-    from tlcore_keras.specs import keras_backbones
+    """The keras.applications backbones (the portable ones are the core's)."""
+    from tlcore_keras.specs import APPLICATIONS
 
-    for name in KERAS_BACKENDS:
-        for spec in keras_backbones(name):
-            register(spec)
+    for spec in APPLICATIONS:
+        register(spec)
+
+
+@hookimpl
+def tlcore_register_builders(register: Callable[[BuilderInfo], None]) -> None:
+    """Every Keras backend builds the portable backbones and keras.applications, with the same builders."""
+    from tlcore_keras.specs import BUILDERS
+
+    for backend in KERAS_BACKENDS:
+        for backbone, builder in BUILDERS.items():
+            register(BuilderInfo(backbone, backend, builder))

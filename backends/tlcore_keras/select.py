@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from tlcore import TLCoreError
+from tlcore.weights import cache_dir
 
 __all__ = ["KerasBackendConflictError", "keras_home", "select_keras_backend"]
 
@@ -23,12 +24,8 @@ class KerasBackendConflictError(TLCoreError):
 
 
 def keras_home() -> Path:
-    """Where Keras keeps its config and downloads when tlcore imports it."""
-    if "TLCORE_CACHE" in os.environ:
-        base = Path(os.environ["TLCORE_CACHE"])
-    else:
-        base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "tlcore"
-    return base / "keras"
+    """Where Keras keeps its config and downloads when tlcore imports it: ``keras/`` in tlcore's cache."""
+    return cache_dir("keras")
 
 
 def select_keras_backend(framework: str) -> None:

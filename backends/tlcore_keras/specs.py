@@ -1,21 +1,23 @@
-"""The backbones that the Keras backends provide, as neutral specs.
+"""The backbones that the Keras backends build, and the builder of each.
 
-This module imports no framework (no keras, tensorflow or jax): specs are
-registered when plugins load, and ``builder`` is imported only when a backbone
-is first built, after the Keras backend has been selected.
+This module imports no framework (no keras, tensorflow or jax): specs and
+builders are registered when plugins load, and a builder is imported only
+when a backbone is first built, after the Keras backend has been selected.
 
 Two kinds of backbone:
 
 - Portable ones: ``resnet18``, ``resnet50``, ``mobilenet_v2`` (torchvision's
   structure, :mod:`tlcore_keras.torchvision_models`) and ``efficientnet_lite0``
-  (:mod:`tlcore_keras.efficientnet_lite`). Their specs are the torch
-  backend's, the backend and builder aside: same preprocessing, groups,
-  BatchNorm values, weights and layer names, so one set of weights (a
-  torchvision checkpoint, a neutral checkpoint) loads on every backend and
-  gives the same features.
+  (:mod:`tlcore_keras.efficientnet_lite`). Their specs are the core's
+  (:mod:`tlcore.architectures`), shared with every backend: same
+  preprocessing, groups, BatchNorm values, weights and layer names, so one
+  set of weights (a torchvision checkpoint, a neutral checkpoint) loads on
+  every backend and gives the same features. This plugin registers only
+  their Keras builders.
 - ``keras.applications`` models: ``keras_resnet50``, ``keras_mobilenet_v2``,
-  ``vgg16``, ``xception``, ``efficientnet_b0``, ``inception_v3``, with
-  Keras's layer names and Keras's ImageNet files. Each spec records the
+  ``keras_vgg16``, ``keras_xception``, ``keras_efficientnet_b0``,
+  ``keras_inception_v3``, with Keras's layer names and Keras's ImageNet files
+  (their specs are registered here). Each spec records the
   preprocessing and BatchNorm values of the model as ``keras.applications``
   builds it (checked against the Keras 3.15 source), so that setting them
   explicitly changes nothing: ResNet50 uses epsilon 1.001e-5, MobileNetV2
@@ -30,13 +32,10 @@ from __future__ import annotations
 
 import dataclasses
 
-from tlcore_torch.specs import BACKBONES as TORCH_BACKBONES
+from tlcore import BackboneSpec, ImageInputSpec, StateDictLayout, WeightsSource
+from tlcore.architectures.torchvision import RESNET_GROUPS, STAGE_GROUPS
 
-from tlcore import BackboneSpec, ImageInputSpec, UnknownBackendError, WeightsSource
-
-__all__ = ["KERAS_BACKEND_NAMES", "PORTABLE_BACKBONES", "keras_backbones"]
-
-KERAS_BACKEND_NAMES: tuple[str, ...] = ("keras-jax", "keras-tensorflow", "keras-torch")
+__all__ = ["APPLICATIONS", "BUILDERS", "PORTABLE_BUILDERS"]
 
 # keras.applications.imagenet_utils.preprocess_input modes, written as ImageInputSpecs.
 # "caffe": RGB -> BGR, then subtract the ImageNet mean per channel (given in BGR order), no scaling.
@@ -58,6 +57,8 @@ def _keras_weights(model: str, license: str, origin: str) -> tuple[WeightsSource
             name="imagenet",
             source=f"keras.applications {model} (hash-checked download)",
             license=license + _IMAGENET_TERMS,
+            provider="keras.applications",
+            reference=model,
             description=f"ImageNet-1k weights of keras.applications.{model} (include_top=False), {origin}. "
             "Downloaded by Keras on first use into KERAS_HOME/models with its file hash checked; without internet "
             "access, download the file elsewhere and pass its path as weights.",
@@ -65,11 +66,15 @@ def _keras_weights(model: str, license: str, origin: str) -> tuple[WeightsSource
     )
 
 
-_RESNET_GROUPS = ("stem", "layer1", "layer2", "layer3", "layer4")
-_STAGE_GROUPS = ("stem", "stage1", "stage2", "stage3", "stage4", "stage5", "stage6", "stage7", "top")
+_RESNET_GROUPS = RESNET_GROUPS  # named as on torch, so one policy means the same thing on either
+_STAGE_GROUPS = STAGE_GROUPS
 
 
-def _application_specs(backend: str) -> tuple[BackboneSpec, ...]:
+# Keras's .h5 files hold Keras's variables, not a torch state dict: nothing to convert to a neutral checkpoint.
+_KERAS_LAYOUT = StateDictLayout(convertible=False)
+
+
+def _application_specs() -> tuple[BackboneSpec, ...]:
     def spec(
         name: str,
         family: str,
@@ -84,9 +89,7 @@ def _application_specs(backend: str) -> tuple[BackboneSpec, ...]:
     ) -> BackboneSpec:
         return BackboneSpec(
             name=name,
-            backend=backend,
             family=family,
-            builder=f"tlcore_keras.applications:build_{name}",
             feature_channels=channels,
             input=input,
             groups=groups,
@@ -94,6 +97,7 @@ def _application_specs(backend: str) -> tuple[BackboneSpec, ...]:
             bn_epsilon=bn_epsilon,
             bn_momentum=bn_momentum,
             description=description,
+            state_dict=_KERAS_LAYOUT,
         )
 
     return (
@@ -115,14 +119,14 @@ def _application_specs(backend: str) -> tuple[BackboneSpec, ...]:
             "mobilenet_v2.",
         ),
         spec(
-            "vgg16", "vgg", 512, _CAFFE, ("block1", "block2", "block3", "block4", "block5"),
+            "keras_vgg16", "vgg", 512, _CAFFE, ("block1", "block2", "block3", "block4", "block5"),
             weights=_keras_weights("VGG16", "CC-BY-4.0 (Oxford Visual Geometry Group)", "ported from Caffe"),
             bn_epsilon=1e-3, bn_momentum=0.01,
             description="VGG-16 convolutional part (keras.applications, no BatchNorm), 14.7M parameters. "
             "Caffe preprocessing: BGR, ImageNet mean subtracted, no scaling.",
         ),
         spec(
-            "xception", "xception", 2048, dataclasses.replace(_TF, size=(299, 299), min_size=71),
+            "keras_xception", "xception", 2048, dataclasses.replace(_TF, size=(299, 299), min_size=71),
             ("entry", "middle", "exit"),
             weights=_keras_weights("Xception", "MIT (trained by the Keras authors)", "trained by François Chollet"),
             bn_epsilon=1e-3, bn_momentum=0.01,
@@ -130,7 +134,7 @@ def _application_specs(backend: str) -> tuple[BackboneSpec, ...]:
             "entry (blocks 1-4), middle (5-12) and exit (13-14) flows; pixels in [-1, 1].",
         ),
         spec(
-            "efficientnet_b0", "efficientnet", 1280, _RAW, _STAGE_GROUPS,
+            "keras_efficientnet_b0", "efficientnet", 1280, _RAW, _STAGE_GROUPS,
             weights=_keras_weights("EfficientNetB0", "Apache-2.0 (TensorFlow TPU EfficientNet)",
                                    "converted from Google's TensorFlow checkpoint"),
             bn_epsilon=1e-3, bn_momentum=0.01,
@@ -140,7 +144,7 @@ def _application_specs(backend: str) -> tuple[BackboneSpec, ...]:
             "Rescaling layer is folded into its Normalization layer, so the graph is the same with any weights.",
         ),
         spec(
-            "inception_v3", "inception", 2048, dataclasses.replace(_TF, size=(299, 299), min_size=75),
+            "keras_inception_v3", "inception", 2048, dataclasses.replace(_TF, size=(299, 299), min_size=75),
             ("stem", "mixed5", "mixed6", "mixed7"),
             weights=_keras_weights("InceptionV3", "Apache-2.0 (TensorFlow models)",
                                    "converted from Google's TensorFlow checkpoint"),
@@ -152,31 +156,19 @@ def _application_specs(backend: str) -> tuple[BackboneSpec, ...]:
     )  # fmt: skip
 
 
-_PORTABLE_BUILDERS = {
+APPLICATIONS: tuple[BackboneSpec, ...] = _application_specs()
+"""The keras.applications backbones' specs (Keras's layer names, built only by the Keras backends)."""
+
+PORTABLE_BUILDERS: dict[str, str] = {
     "resnet18": "tlcore_keras.torchvision_models:build_resnet18",
     "resnet50": "tlcore_keras.torchvision_models:build_resnet50",
     "mobilenet_v2": "tlcore_keras.torchvision_models:build_mobilenet_v2",
     "efficientnet_lite0": "tlcore_keras.efficientnet_lite:build_efficientnet_lite0",
 }
-PORTABLE_BACKBONES: tuple[str, ...] = tuple(_PORTABLE_BUILDERS)
+"""The core's portable architectures and this backend's builder of each."""
 
-
-def _portable_specs(backend: str) -> tuple[BackboneSpec, ...]:
-    """The torch backend's specs of the portable backbones, built by this backend."""
-    torch_specs = {spec.name: spec for spec in TORCH_BACKBONES}
-    return tuple(
-        dataclasses.replace(
-            torch_specs[name],
-            backend=backend,
-            builder=builder,
-            description=torch_specs[name].description + " Same structure, names and weights as on torch (portable).",
-        )
-        for name, builder in _PORTABLE_BUILDERS.items()
-    )
-
-
-def keras_backbones(backend: str) -> tuple[BackboneSpec, ...]:
-    """The backbone specs of one Keras backend: ``keras-jax``, ``keras-tensorflow`` or ``keras-torch``."""
-    if backend not in KERAS_BACKEND_NAMES:
-        raise UnknownBackendError(backend, KERAS_BACKEND_NAMES, where="the Keras plugin")
-    return (*_portable_specs(backend), *_application_specs(backend))
+BUILDERS: dict[str, str] = {
+    **PORTABLE_BUILDERS,
+    **{spec.name: f"tlcore_keras.applications:build_{spec.name}" for spec in APPLICATIONS},
+}
+"""Every backbone a Keras backend builds, and its builder."""

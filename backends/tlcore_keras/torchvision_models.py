@@ -17,93 +17,50 @@ classifier dropped) loads as it is. Keras layer names are those paths with the
 dots replaced by underscores (``layer4_1_conv2``): Keras on torch keeps
 variables in a ``ParameterDict``, whose keys cannot contain dots.
 
-``weights`` of each builder: None (torchvision's random initialisation,
-drawn from numpy's global generator, which Keras's seeding seeds);
-``"imagenet"`` (the file torchvision downloads, read without torch: torch
-hub's copy if it has one, else a download into tlcore's cache, both checked
-against the sha256 prefix in its name); or a file: a torchvision state dict
-(``.pth``, ``.pt``, ``.bin``, ``.safetensors``; ``fc.``/``classifier.`` keys
-are dropped), a neutral checkpoint of the same architecture (``NAME.json``,
-hash-checked), or a Keras ``.weights.h5`` saved from this model.
+The stage tables and groups come from :mod:`tlcore.architectures.torchvision`.
+Random initialisation is torchvision's, drawn from numpy's global generator
+(which Keras's seeding seeds); with any other weights the kernels start at
+zero, and the backend loads: ``"imagenet"`` (the file torchvision downloads,
+read without torch: torch hub's copy if it has one, else a download into
+tlcore's cache, both checked against the sha256 prefix in its name), a
+torchvision state dict (``.pth``, ``.pt``, ``.bin``, ``.safetensors``; the
+classifier's keys are dropped), a neutral checkpoint of the same
+architecture (``NAME.json``, hash-checked), or a Keras ``.weights.h5`` saved
+from this model.
 """
 
 from __future__ import annotations
 
-import bisect
 import functools
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import keras
 import numpy as np
 
-from tlcore import BackboneSpec, WeightsError
-from tlcore.checkpoints import TORCHVISION_HEAD_PREFIXES
-from tlcore.weights import download_weights, read_weights_file, torch_hub_dir
-from tlcore_keras.backbones import (
-    GroupOf,
-    KerasBackbone,
-    WeightsArg,
-    assemble_backbone,
-    check_image_size,
-    finalize_layers,
-    load_weights_file,
-    resolve_weights,
-)
+from tlcore import BackboneSpec
+from tlcore.architectures import torchvision as tv
+from tlcore.extend import BuildRequest, BuiltBackbone
+from tlcore_keras.backbones import GroupOf
 from tlcore_keras.layers import DepthwiseConv2D
-from tlcore_keras.layout import load_torch_layout_state
 
 __all__ = [
-    "MOBILENET_V2_SETTING",
-    "RESNET_BLOCKS",
     "NamedLayers",
     "build_mobilenet_v2",
     "build_resnet18",
     "build_resnet50",
-    "imagenet_weights_file",
     "keras_name",
     "mobilenet_v2",
-    "mobilenet_v2_group",
     "resnet",
-    "resnet_group",
-    "torchvision_backbone_state",
 ]
 
 NamedLayers = list[tuple[str, keras.layers.Layer]]
 """``(torchvision module path, Keras layer)`` for each layer that owns weights, in torchvision's order."""
 
-RESNET_BLOCKS: dict[str, tuple[int, ...]] = {"resnet18": (2, 2, 2, 2), "resnet50": (3, 4, 6, 3)}
-"""Blocks per stage (``layer1`` .. ``layer4``) of torchvision's ResNets."""
-_RESNET_WIDTHS = (64, 128, 256, 512)
-_BOTTLENECK_EXPANSION = 4
-
-MOBILENET_V2_SETTING: tuple[tuple[int, int, int, int], ...] = (
-    (1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1),
-)  # fmt: skip
-"""torchvision's ``inverted_residual_setting`` at width 1.0: (expand ratio, channels, repeats, first stride)."""
-_MOBILENET_V2_STEM = 32
-_MOBILENET_V2_LAST = 1280
-_STAGES = ("stem", "stage1", "stage2", "stage3", "stage4", "stage5", "stage6", "stage7", "top")
-# The first ``features`` index of each group, as the torch backend splits torchvision's MobileNetV2.
-_MOBILENET_V2_STAGE_STARTS = (0, 1, 2, 4, 7, 11, 14, 17, 18)
-
 
 def keras_name(path: str) -> str:
     """The Keras layer name of a torchvision module path: ``layer4.1.conv2`` -> ``layer4_1_conv2``."""
     return path.replace(".", "_")
-
-
-def resnet_group(name: str) -> str:
-    """``stem`` for ``conv1`` and ``bn1``, else the stage: ``layer3.1.bn2`` -> ``layer3``."""
-    top = name.split(".")[0]
-    return "stem" if top in ("conv1", "bn1") else top
-
-
-def mobilenet_v2_group(name: str) -> str:
-    """The group of ``features.<i>...``: stem (0), stage1 (1), stage2 (2-3) ... stage7 (17), top (18)."""
-    index = int(name.split(".")[1])
-    return _STAGES[bisect.bisect_right(_MOBILENET_V2_STAGE_STARTS, index) - 1]
 
 
 @keras.saving.register_keras_serializable(package="tlcore")
@@ -195,8 +152,8 @@ def _basic_block(g: _Graph, x: Any, prefix: str, width: int, stride: int, downsa
 def _bottleneck(g: _Graph, x: Any, prefix: str, width: int, stride: int, downsample: bool) -> Any:
     y = g.relu(g.bn(g.conv(x, f"{prefix}.conv1", width, 1), f"{prefix}.bn1"), f"{prefix}.relu1")
     y = g.relu(g.bn(g.conv(y, f"{prefix}.conv2", width, 3, stride), f"{prefix}.bn2"), f"{prefix}.relu2")
-    y = g.bn(g.conv(y, f"{prefix}.conv3", width * _BOTTLENECK_EXPANSION, 1), f"{prefix}.bn3")
-    return _residual(g, x, y, prefix, width * _BOTTLENECK_EXPANSION, stride, downsample)
+    y = g.bn(g.conv(y, f"{prefix}.conv3", width * tv.BOTTLENECK_EXPANSION, 1), f"{prefix}.bn3")
+    return _residual(g, x, y, prefix, width * tv.BOTTLENECK_EXPANSION, stride, downsample)
 
 
 def _residual(g: _Graph, x: Any, y: Any, prefix: str, channels: int, stride: int, downsample: bool) -> Any:
@@ -216,7 +173,7 @@ def resnet(
 ) -> tuple[keras.Model, NamedLayers]:
     """torchvision's ResNet features (``conv1`` .. ``layer4``) for NHWC images of ``image_size``.
 
-    ``blocks`` per stage (:data:`RESNET_BLOCKS`); BasicBlocks, or Bottlenecks
+    ``blocks`` per stage (:data:`tlcore.architectures.torchvision.RESNET_BLOCKS`); BasicBlocks, or Bottlenecks
     with ``bottleneck``. With ``random_init=False`` convolution kernels start
     at zero, for weights that are loaded next.
     """
@@ -228,9 +185,9 @@ def resnet(
     x = keras.layers.ZeroPadding2D(1, name="maxpool_pad")(x)
     x = keras.layers.MaxPooling2D(3, 2, padding="valid", name="maxpool")(x)
     block = _bottleneck if bottleneck else _basic_block
-    expansion = _BOTTLENECK_EXPANSION if bottleneck else 1
+    expansion = tv.BOTTLENECK_EXPANSION if bottleneck else 1
     channels = 64
-    for stage, (repeats, width) in enumerate(zip(blocks, _RESNET_WIDTHS, strict=True), start=1):
+    for stage, (repeats, width) in enumerate(zip(blocks, tv.RESNET_WIDTHS, strict=True), start=1):
         for index in range(repeats):
             stride = 2 if stage > 1 and index == 0 else 1
             downsample = index == 0 and (stride != 1 or channels != width * expansion)
@@ -264,81 +221,44 @@ def mobilenet_v2(
     """
     g = _Graph(spec, random_init)
     inputs = keras.Input((*image_size, spec.input.channels), name="input_layer")
-    x = g.relu(g.bn(g.conv(inputs, "features.0.0", _MOBILENET_V2_STEM, 3, 2), "features.0.1"), "features.0.2", 6.0)
-    channels, index = _MOBILENET_V2_STEM, 1
-    for expand, out, repeats, stride in MOBILENET_V2_SETTING:
+    x = g.relu(
+        g.bn(g.conv(inputs, "features.0.0", tv.MOBILENET_V2_STEM_CHANNELS, 3, 2), "features.0.1"), "features.0.2", 6.0
+    )
+    channels, index = tv.MOBILENET_V2_STEM_CHANNELS, 1
+    for expand, out, repeats, stride in tv.MOBILENET_V2_SETTING:
         for i in range(repeats):
             x = _inverted_residual(g, x, f"features.{index}.conv", channels, out, stride if i == 0 else 1, expand)
             channels, index = out, index + 1
-    x = g.bn(g.conv(x, f"features.{index}.0", _MOBILENET_V2_LAST, 1), f"features.{index}.1")
+    x = g.bn(g.conv(x, f"features.{index}.0", tv.MOBILENET_V2_LAST_CHANNELS, 1), f"features.{index}.1")
     x = g.relu(x, f"features.{index}.2", 6.0)
     return keras.Model(inputs, x, name=spec.name), g.named
 
 
-# ---------------------------------------------------------------- weights and builders
+# ---------------------------------------------------------------- builders
 
 
-def torchvision_backbone_state(state: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """A torchvision state dict without its classifier (``fc.``, ``classifier.``) or DataParallel's ``module.``."""
-    if state and all(key.startswith("module.") for key in state):
-        state = {key.removeprefix("module."): value for key, value in state.items()}
-    return {key: value for key, value in state.items() if not key.startswith(TORCHVISION_HEAD_PREFIXES)}
+def _built(
+    request: BuildRequest, make: Callable[..., tuple[keras.Model, NamedLayers]], group_of: GroupOf
+) -> BuiltBackbone:
+    model, named = make(request.spec, request.image_size, random_init=request.weights.random_init)
+    return BuiltBackbone(model=model, layers=named, group_of=group_of)
 
 
-def imagenet_weights_file(spec: BackboneSpec, name: str) -> Path:
-    """The verified local file of ``spec``'s named weights: torch hub's copy if it has one, else a download.
-
-    Downloads go to tlcore's cache (:func:`tlcore.weights.weights_cache_dir`),
-    checked against the sha256 prefix in torchvision's file name.
-    """
-    source = spec.weights_source(name)
-    if source is None or source.url is None:
-        raise WeightsError(
-            f"weights {name!r} of {spec.name!r} have no download address ({source.source if source else 'none'}); "
-            "pass a local file as weights."
-        )
-    return download_weights(source.url, sha256=source.sha256, search=(torch_hub_dir(),))
-
-
-def _build(
-    spec: BackboneSpec,
-    weights: WeightsArg,
-    image_size: tuple[int, int],
-    make: Callable[..., tuple[keras.Model, NamedLayers]],
-    group_of: GroupOf,
-) -> KerasBackbone:
-    size = check_image_size(spec, image_size)
-    kind, value = resolve_weights(spec, weights)
-    model, named = make(spec, size, random_init=kind == "none")
-    weights_file: Path | None = value if kind == "file" else None
-    state: dict[str, np.ndarray] | None = None
-    if kind == "named":
-        weights_file = imagenet_weights_file(spec, str(value))
-        state = torchvision_backbone_state(read_weights_file(weights_file))
-    backbone = assemble_backbone(spec, model, group_of, weights=weights, weights_file=weights_file, named_layers=named)
-    if state is not None:
-        load_torch_layout_state(backbone.layers, state, what=f"{value!r} ({weights_file})")
-    elif kind == "file":
-        load_weights_file(backbone, value, convert=torchvision_backbone_state)
-    finalize_layers(model)
-    return backbone
-
-
-def build_resnet18(spec: BackboneSpec, weights: WeightsArg, image_size: tuple[int, int]) -> KerasBackbone:
+def build_resnet18(request: BuildRequest) -> BuiltBackbone:
     """ResNet-18 features (512 channels, stride 32); groups stem, layer1..layer4. Weights: see the module doc."""
-    make = functools.partial(resnet, blocks=RESNET_BLOCKS["resnet18"], bottleneck=False)
-    return _build(spec, weights, image_size, make, resnet_group)
+    make = functools.partial(resnet, blocks=tv.RESNET_BLOCKS["resnet18"], bottleneck=False)
+    return _built(request, make, tv.resnet_group)
 
 
-def build_resnet50(spec: BackboneSpec, weights: WeightsArg, image_size: tuple[int, int]) -> KerasBackbone:
+def build_resnet50(request: BuildRequest) -> BuiltBackbone:
     """ResNet-50 features (2048 channels, stride 32); groups stem, layer1..layer4. Weights: see the module doc."""
-    make = functools.partial(resnet, blocks=RESNET_BLOCKS["resnet50"], bottleneck=True)
-    return _build(spec, weights, image_size, make, resnet_group)
+    make = functools.partial(resnet, blocks=tv.RESNET_BLOCKS["resnet50"], bottleneck=True)
+    return _built(request, make, tv.resnet_group)
 
 
-def build_mobilenet_v2(spec: BackboneSpec, weights: WeightsArg, image_size: tuple[int, int]) -> KerasBackbone:
+def build_mobilenet_v2(request: BuildRequest) -> BuiltBackbone:
     """MobileNetV2 1.0 features (1280 channels, stride 32); groups stem, stage1..stage7, top.
 
     Weights: see the module doc.
     """
-    return _build(spec, weights, image_size, mobilenet_v2, mobilenet_v2_group)
+    return _built(request, mobilenet_v2, tv.mobilenet_v2_group)

@@ -7,12 +7,12 @@ as in ``keras.Model.fit`` (:mod:`tlcore_keras.jax_steps`); elsewhere each
 step is a ``train_on_batch``. Every default that frameworks disagree
 on comes from the phase: Adam epsilon and betas, SGD momentum, the loss on
 logits, and the optimizers' update rules, which are torch's
-(:mod:`tlcore_keras.optimizers`), with per-group learning rates.
+(:mod:`tlcore_keras.optimizers`), with per-group learning rates. The
+learning-rate schedule is the core's table (:class:`PhaseSchedule`).
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any, SupportsFloat
 
@@ -20,52 +20,83 @@ import keras
 import numpy as np
 
 from tlcore import TLCoreError
-from tlcore.training import LearningRateScales, Phase, Trainer, TrainerOptions
+from tlcore.training import LearningRateScales, Phase, Trainer, TrainerOptions, learning_rate_table
+from tlcore_keras import frameworks
+from tlcore_keras.frameworks import sync_state
 from tlcore_keras.jax_steps import JaxSteps, supports_kept_state
-from tlcore_keras.model import KerasModel, sync_state, to_numpy
+from tlcore_keras.model import KerasModel, to_numpy
 from tlcore_keras.optimizers import TorchAdam, TorchOptimizer, TorchSGD, carry_state
 
 
 @keras.saving.register_keras_serializable(package="tlcore")
-class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
-    """One-cycle learning rate, with torch's ``OneCycleLR`` defaults (cosine, div 25, final div 1e4)."""
+class PhaseSchedule(keras.optimizers.schedules.LearningRateSchedule):
+    """A phase's learning rate at each optimizer step, looked up in the core's table.
 
-    def __init__(self, max_lr: float, total_steps: int, warmup_fraction: float) -> None:
-        self.max_lr = max_lr
-        self.total_steps = max(2, total_steps)
-        self.warmup_fraction = warmup_fraction
-        self.initial = max_lr / 25.0
-        self.final = self.initial / 1e4
-        self.warm_end = float(warmup_fraction * self.total_steps) - 1.0
-        self.end = float(self.total_steps - 1)
+    The table (:func:`tlcore.training.learning_rate_table`, torch's
+    schedulers' rates) is computed once and held in float32, Keras's
+    learning-rate type. A call takes entry ``min(step, total_steps)`` with
+    ``keras.ops``, with no Python branch on the step, so the schedule runs
+    inside compiled steps on JAX, TensorFlow and torch. Being a function of
+    the optimizer's ``iterations``, it keeps its position when gradual
+    unfreezing compiles again with an optimizer that carries the old one's
+    state. Its config is the schedule's definition, not the table.
+    """
 
-    @staticmethod
-    def _cosine(start: float, end: float, fraction: Any) -> Any:
-        return end + (start - end) / 2.0 * (keras.ops.cos(math.pi * fraction) + 1.0)
+    def __init__(
+        self,
+        schedule: str,
+        learning_rate: float,
+        total_steps: int,
+        *,
+        epochs: int = 1,
+        step_size: int = 1,
+        gamma: float = 0.1,
+        warmup_fraction: float = 0.3,
+    ) -> None:
+        self.definition: dict[str, Any] = {
+            "schedule": schedule,
+            "learning_rate": float(learning_rate),
+            "total_steps": int(total_steps),
+            "epochs": int(epochs),
+            "step_size": int(step_size),
+            "gamma": float(gamma),
+            "warmup_fraction": float(warmup_fraction),
+        }
+        phase = Phase(
+            name="schedule",
+            schedule=schedule,
+            learning_rate=float(learning_rate),
+            epochs=int(epochs),
+            step_size=int(step_size),
+            gamma=float(gamma),
+            warmup_fraction=float(warmup_fraction),
+        )
+        self.rates = learning_rate_table(phase, int(total_steps)).astype("float32")
+
+    @classmethod
+    def for_phase(cls, phase: Phase, total_steps: int) -> PhaseSchedule:
+        """The schedule of ``phase`` over ``total_steps`` optimizer steps."""
+        return cls(
+            phase.schedule,
+            phase.learning_rate,
+            total_steps,
+            epochs=phase.epochs,
+            step_size=phase.step_size,
+            gamma=phase.gamma,
+            warmup_fraction=phase.warmup_fraction,
+        )
 
     def __call__(self, step: Any) -> Any:
-        step = keras.ops.cast(step, "float32")
-        rising = self._cosine(self.initial, self.max_lr, keras.ops.minimum(step / max(self.warm_end, 1e-8), 1.0))
-        falling_fraction = keras.ops.clip((step - self.warm_end) / max(self.end - self.warm_end, 1e-8), 0.0, 1.0)
-        falling = self._cosine(self.max_lr, self.final, falling_fraction)
-        return keras.ops.where(step <= self.warm_end, rising, falling)
+        index = keras.ops.clip(keras.ops.cast(step, "int32"), 0, len(self.rates) - 1)
+        return keras.ops.take(keras.ops.convert_to_tensor(self.rates), index)
 
     def get_config(self) -> dict[str, Any]:
-        return {"max_lr": self.max_lr, "total_steps": self.total_steps, "warmup_fraction": self.warmup_fraction}
+        return dict(self.definition)
 
-
-def make_schedule(phase: Phase, total_steps: int) -> Any:
-    """The phase's schedule as a Keras ``LearningRateSchedule`` (or a constant)."""
-    steps_per_epoch = max(1, total_steps // phase.epochs)
-    if phase.schedule == "cosine":
-        return keras.optimizers.schedules.CosineDecay(phase.learning_rate, decay_steps=max(1, total_steps), alpha=0.0)
-    if phase.schedule == "step":
-        return keras.optimizers.schedules.ExponentialDecay(
-            phase.learning_rate, decay_steps=phase.step_size * steps_per_epoch, decay_rate=phase.gamma, staircase=True
-        )
-    if phase.schedule == "onecycle":
-        return OneCycle(phase.learning_rate, total_steps, phase.warmup_fraction)
-    return phase.learning_rate
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> PhaseSchedule:
+        config = dict(config)
+        return cls(config.pop("schedule"), config.pop("learning_rate"), config.pop("total_steps"), **config)
 
 
 def make_optimizer(phase: Phase, total_steps: int, scales: Mapping[str, float] | None = None) -> TorchOptimizer:
@@ -73,7 +104,7 @@ def make_optimizer(phase: Phase, total_steps: int, scales: Mapping[str, float] |
 
     ``scales`` maps variable paths to learning-rate factors (per-group rates).
     """
-    rate = make_schedule(phase, total_steps)
+    rate = PhaseSchedule.for_phase(phase, total_steps)
     if phase.optimizer in ("adam", "adamw"):
         beta_1, beta_2 = phase.adam_betas
         return TorchAdam(
@@ -103,22 +134,6 @@ def variable_scales(model: KerasModel, scales: LearningRateScales) -> dict[str, 
     return paths
 
 
-def gpu_available() -> bool:
-    """Whether Keras's framework in this process sees a GPU."""
-    framework = keras.backend.backend()
-    if framework == "jax":
-        import jax
-
-        return any(device.platform == "gpu" for device in jax.devices())
-    if framework == "tensorflow":
-        import tensorflow as tf
-
-        return bool(tf.config.list_physical_devices("GPU"))
-    import torch
-
-    return bool(torch.cuda.is_available())
-
-
 def use_mixed_precision(net: keras.Model) -> None:
     """Compute in bfloat16 with float32 variables; the output layer stays float32 for a stable loss."""
     for layer in net._flatten_layers(include_self=False, recursive=True):
@@ -140,7 +155,7 @@ class KerasTrainer(Trainer):
         self.optimizer: TorchOptimizer | None = None
         self.jax_steps: JaxSteps | None = None
         self._batch = 0
-        self.mixed_precision = options.mixed_precision and gpu_available()
+        self.mixed_precision = options.mixed_precision and frameworks.gpu_available()
         if self.mixed_precision:
             use_mixed_precision(self.net)
 

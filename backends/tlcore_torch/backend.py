@@ -49,14 +49,15 @@ class TorchBackend(Backend):
         image_size: tuple[int, int] | None = None,
     ) -> TorchModel:
         self.seed(seed)
-        native = build_backbone(backbone, weights)
+        size = image_size or backbone.input.size
+        native = build_backbone(backbone, weights, size)
         return TorchModel(
             backbone,
             head,
             native,
             device=resolve_device(self._device),
             seed=seed,
-            image_size=image_size or backbone.input.size,
+            image_size=size,
             weights=weights,
             weights_sha256=weights_sha256(native.weights_file) if native.weights_file else None,
         )

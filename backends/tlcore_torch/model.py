@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
-from pathlib import Path
+from collections.abc import Iterator
 
 import numpy as np
 import torch
 from torch import nn
 
 from tlcore import BackboneSpec, CheckpointError, FreezePlan, HeadSpec, LayerInfo, Model
-from tlcore._checkpoint import model_metadata, write_checkpoint
-from tlcore._head_init import initial_head_weights
+from tlcore.extend import initial_head_weights
 from tlcore_torch.backbones import NativeBackbone
 
 _ACTIVATIONS: dict[str, type[nn.Module]] = {
@@ -53,11 +53,12 @@ class TorchHead(nn.Module):
         x = self.dropout(x)
         for layer in self.hidden:
             x = self.dropout(self.activation(layer(x)))
-        return self.out(x)
+        out: torch.Tensor = self.out(x)
+        return out
 
     def dense_layers(self) -> list[nn.Linear]:
         """The head's dense layers in order, output last."""
-        return [*self.hidden, self.out]  # type: ignore[list-item]
+        return [*self.hidden, self.out]
 
 
 class TorchNet(nn.Module):
@@ -70,7 +71,8 @@ class TorchNet(nn.Module):
         self.__dict__["eval_batchnorms"] = []
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.head(self.backbone(images))
+        logits: torch.Tensor = self.head(self.backbone(images))
+        return logits
 
     def train(self, mode: bool = True) -> TorchNet:
         super().train(mode)
@@ -145,25 +147,25 @@ class TorchModel(Model):
             info.name for info, module in self._layers if any(p.requires_grad for p in module.parameters(recurse=False))
         }
 
-    def _batched(self, module: nn.Module, images: np.ndarray, batch_size: int) -> list[np.ndarray]:
-        images = self.check_images(images)
+    @contextlib.contextmanager
+    def _inference(self) -> Iterator[None]:
+        """Evaluation mode without gradients; the model's training mode is put back afterwards."""
         was_training = self._net.training
         self._net.eval()
-        outputs: list[np.ndarray] = []
         try:
             with torch.no_grad():
-                for start in range(0, len(images), batch_size):
-                    batch = torch.from_numpy(np.ascontiguousarray(images[start : start + batch_size], dtype=np.float32))
-                    outputs.append(module(batch.to(self.device).permute(0, 3, 1, 2)).float().cpu().numpy())
+                yield
         finally:
             self._net.train(was_training)
-        return outputs
 
-    def predict(self, images: np.ndarray, *, batch_size: int = 64) -> np.ndarray:
-        return self.activate(np.concatenate(self._batched(self._net, images, batch_size)))
+    def _nchw(self, images: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(images).to(self.device).permute(0, 3, 1, 2)
 
-    def features(self, images: np.ndarray, *, batch_size: int = 64) -> np.ndarray:
-        maps = np.concatenate(self._batched(self._net.backbone, images, batch_size))
+    def _predict_batch(self, images: np.ndarray) -> np.ndarray:
+        return np.asarray(self._net(self._nchw(images)).float().cpu().numpy())
+
+    def _features_batch(self, images: np.ndarray) -> np.ndarray:
+        maps = self._net.backbone(self._nchw(images)).float().cpu().numpy()
         return np.ascontiguousarray(maps.transpose(0, 2, 3, 1))
 
     def backbone_state(self) -> dict[str, np.ndarray]:
@@ -176,7 +178,10 @@ class TorchModel(Model):
     def head_state(self) -> dict[str, np.ndarray]:
         return {k: v.detach().cpu().numpy().copy() for k, v in self._net.state_dict().items() if k.startswith("head.")}
 
-    def load_state(self, tensors: dict[str, np.ndarray]) -> None:
+    def _state_shapes(self) -> dict[str, tuple[int, ...]]:
+        return {name: tuple(value.shape) for name, value in self._net.state_dict().items()}
+
+    def _assign_state(self, tensors: dict[str, np.ndarray]) -> None:
         state = {name: torch.from_numpy(array) for name, array in tensors.items()}
         for name, buffer in self._net.state_dict().items():
             if name.endswith("num_batches_tracked"):  # backends without the counter do not save it
@@ -185,7 +190,3 @@ class TorchModel(Model):
             self._net.load_state_dict(state, strict=True)
         except RuntimeError as exc:
             raise CheckpointError(f"saved tensors do not fit this model: {exc}") from None
-
-    def save(self, path: str | Path) -> Path:
-        state = {k: v.detach().cpu().numpy() for k, v in self._net.state_dict().items()}
-        return write_checkpoint(path, state, model_metadata(self, self.image_size))

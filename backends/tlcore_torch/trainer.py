@@ -1,4 +1,4 @@
-"""The torch trainer: torch's own optimizers, schedulers and autocast under the shared loop."""
+"""The torch trainer: torch's own optimizers, ``LambdaLR`` over the core's schedule, autocast, under the shared loop."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from tlcore import TLCoreError
-from tlcore.training import LearningRateScales, Phase, Trainer, TrainerOptions
+from tlcore.training import LearningRateScales, Phase, Trainer, TrainerOptions, learning_rate_table
 from tlcore_torch.model import TorchModel
 
 ParamGroups = list[dict[str, Any]]
@@ -52,25 +52,32 @@ def make_optimizer(phase: Phase, groups: ParamGroups) -> torch.optim.Optimizer:
     )
 
 
+class TableFactor:
+    """``LambdaLR``'s factor at step ``k``: the core's rate after ``k`` steps over the phase's rate.
+
+    A callable object rather than a closure, so that the scheduler's
+    ``state_dict`` keeps it.
+    """
+
+    def __init__(self, rates: np.ndarray, base: float) -> None:
+        self.factors = (np.asarray(rates, dtype=np.float64) / base).tolist()
+
+    def __call__(self, step: int) -> float:
+        return float(self.factors[min(step, len(self.factors) - 1)])
+
+
 def make_schedule(
     phase: Phase, optimizer: torch.optim.Optimizer, total_steps: int
-) -> torch.optim.lr_scheduler.LRScheduler | None:
-    """A per-step scheduler for the phase, or None for a constant learning rate."""
-    steps_per_epoch = max(1, total_steps // phase.epochs)
-    if phase.schedule == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, total_steps))
-    if phase.schedule == "step":
-        return torch.optim.lr_scheduler.StepLR(
-            optimizer, step_size=phase.step_size * steps_per_epoch, gamma=phase.gamma
-        )
-    if phase.schedule == "onecycle":
-        return torch.optim.lr_scheduler.OneCycleLR(
-            optimizer,
-            max_lr=[phase.learning_rate * group["scale"] for group in optimizer.param_groups],
-            total_steps=max(2, total_steps),
-            pct_start=phase.warmup_fraction,
-        )
-    return None
+) -> torch.optim.lr_scheduler.LambdaLR:
+    """The phase's schedule (:func:`tlcore.training.learning_rate_table`) applied by torch's ``LambdaLR``.
+
+    ``LambdaLR`` multiplies each group's initial rate (the phase's times the
+    group's ``scale``) by the table's rate over the phase's, so every group
+    follows the table at its factor. The table is torch's own schedulers'
+    rates; through the factor they agree to float64 rounding.
+    """
+    factor = TableFactor(learning_rate_table(phase, total_steps), phase.learning_rate)
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
 class TorchTrainer(Trainer):
@@ -113,7 +120,7 @@ class TorchTrainer(Trainer):
             logits = self.net.head(x) if cached else self.net(x)
         loss = F.cross_entropy(logits.float(), y, label_smoothing=self.label_smoothing)
         self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward()
+        self.scaler.scale(loss).backward()  # type: ignore[no-untyped-call]
         self.scaler.step(self.optimizer)
         self.scaler.update()
         if self.schedule is not None:
@@ -127,14 +134,14 @@ class TorchTrainer(Trainer):
         with torch.no_grad(), self._autocast():
             x = self._tensor(inputs, cached)
             logits = self.net.head(x) if cached else self.net(x)
-        return logits.float().cpu().numpy()
+        return np.asarray(logits.float().cpu().numpy())
 
     def _features_step(self, images: np.ndarray) -> np.ndarray:
         if self.net.training:
             self.net.eval()
         with torch.no_grad(), self._autocast():
             features = self.net.backbone(self._tensor(images, cached=False))
-        return features.float().cpu().numpy()
+        return np.asarray(features.float().cpu().numpy())
 
     def _learning_rate(self) -> float:
         if self.optimizer is None:

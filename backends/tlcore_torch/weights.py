@@ -3,36 +3,32 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Literal
 from urllib.parse import urlparse
 
 import torch
 from torch import nn
 
-from tlcore import BackboneSpec, WeightsError
+from tlcore import BackboneSpec, LayerInfo, WeightsError, WeightsSource
 from tlcore.checkpoints import is_neutral_checkpoint, read_neutral
-from tlcore.weights import file_sha256, mismatch_problems
-from tlcore.weights import resolve_weights as resolve_any_weights
+from tlcore.extend import BuildRequest, canonical_state, check_state_shapes, named_weights_file
+from tlcore.weights import file_sha256, torch_hub_dir
 
-__all__ = ["load_backbone_state", "read_state_dict", "resolve_weights", "torchvision_state_dict", "weights_sha256"]
+__all__ = [
+    "WEIGHT_FILE_SUFFIXES",
+    "load_layers_state",
+    "load_weights",
+    "read_state_dict",
+    "torchvision_state_dict",
+    "weights_sha256",
+]
 
 WEIGHT_FILE_SUFFIXES = (".pth", ".pt", ".safetensors")
 StateDict = dict[str, torch.Tensor]
 
 
 weights_sha256 = file_sha256  # the sha256 of a weights file's bytes, for the record
-
-
-# ---------------------------------------------------------------- weights
-
-
-def resolve_weights(
-    spec: BackboneSpec, weights: str | os.PathLike[str] | None
-) -> tuple[Literal["none", "named", "file"], str | Path | None]:
-    """Say what ``weights`` means for ``spec`` (see :func:`tlcore.weights.resolve_weights`)."""
-    return resolve_any_weights(spec, weights, suffixes=WEIGHT_FILE_SUFFIXES)
 
 
 def read_state_dict(path: str | os.PathLike[str], *, architecture: str | None = None) -> StateDict:
@@ -84,53 +80,74 @@ def read_state_dict(path: str | os.PathLike[str], *, architecture: str | None = 
     return {str(k): v for k, v in loaded.items()}
 
 
-def load_backbone_state(
-    module: nn.Module, state: Mapping[str, torch.Tensor], *, drop_prefixes: tuple[str, ...] = (), what: str
+def load_layers_state(
+    layers: Sequence[tuple[LayerInfo, nn.Module]],
+    state: Mapping[str, torch.Tensor],
+    *,
+    what: str,
+    drop_prefixes: tuple[str, ...] = (),
 ) -> None:
-    """Load ``state`` into ``module`` strictly, after dropping classifier keys (``drop_prefixes``).
+    """Copy a canonical state (``<layer>.<tensor>``) into the layers' own parameters and buffers, strictly.
 
-    A leading ``module.`` (DataParallel) is removed, and BatchNorm
-    ``num_batches_tracked`` counters absent from old checkpoints are kept as
-    they are. Missing, unexpected or mis-shaped tensors raise WeightsError.
+    BatchNorm ``num_batches_tracked`` counters absent from old checkpoints are
+    kept as they are. Missing, unexpected or mis-shaped tensors raise
+    WeightsError before anything is changed.
     """
-    if state and all(k.startswith("module.") for k in state):
-        state = {k.removeprefix("module."): v for k, v in state.items()}
-    kept = {k: v for k, v in state.items() if not k.startswith(drop_prefixes)}
-    expected = module.state_dict()
-    missing = [k for k in expected if k not in kept and not k.endswith("num_batches_tracked")]
-    unexpected = [k for k in kept if k not in expected]
-    mismatched = [
-        f"{k!r} is {tuple(expected[k].shape)} in the model but {tuple(v.shape)} in the weights"
-        for k, v in kept.items()
-        if k in expected and v.shape != expected[k].shape
-    ]
-    problems = mismatch_problems(list(missing), list(unexpected), list(mismatched))
-    if problems:
-        raise WeightsError(
-            f"weights from {what} do not fit this backbone: {'; '.join(problems)}. Expected a state dict of the "
-            f"same architecture, either the full classifier (its {', '.join(drop_prefixes) or 'head'} keys are "
-            "dropped) or the backbone alone."
-        )
-    for key, value in expected.items():
-        kept.setdefault(key, value)
-    module.load_state_dict(kept, strict=True)
+    targets: dict[str, torch.Tensor] = {}
+    for info, module in layers:
+        for key, tensor in (*module.named_parameters(recurse=False), *module.named_buffers(recurse=False)):
+            if tensor is not None:
+                targets[f"{info.name}.{key}"] = tensor
+    check_state_shapes(
+        {key: tuple(tensor.shape) for key, tensor in targets.items()},
+        {key: tuple(value.shape) for key, value in state.items()},
+        what=what,
+        hint="Expected a state dict of the same architecture, either the full classifier "
+        f"(its {', '.join(drop_prefixes) or 'head'} keys are dropped) or the backbone alone.",
+    )
+    with torch.no_grad():
+        for key, value in state.items():
+            if key in targets:
+                targets[key].copy_(value)
 
 
-def torchvision_state_dict(spec: BackboneSpec, name: str) -> tuple[StateDict, Path]:
+def load_weights(request: BuildRequest, layers: Sequence[tuple[LayerInfo, nn.Module]]) -> Path:
+    """Load ``request.weights`` (named or a file) into ``layers``; return the file they were read from."""
+    spec, choice = request.spec, request.weights
+    if choice.kind == "named" and choice.source is not None and choice.source.provider == "torchvision":
+        state, path = torchvision_state_dict(spec, choice.source)
+        what = f"torchvision ({choice.name!r})"
+    elif choice.kind == "named":
+        path = named_weights_file(spec, str(choice.name), search=(torch_hub_dir(),))
+        state, what = read_state_dict(path), repr(choice.name)
+    elif choice.path is not None:
+        path = choice.path
+        state, what = read_state_dict(path, architecture=spec.name), f"file {str(path)!r}"
+    else:
+        raise WeightsError(f"internal: no weights to load for {spec.name!r}")
+    load_layers_state(layers, canonical_state(spec, state), what=what, drop_prefixes=spec.state_dict.drop_prefixes)
+    return path
+
+
+def torchvision_state_dict(spec: BackboneSpec, source: WeightsSource) -> tuple[StateDict, Path]:
+    """Torchvision's own download (hash-checked, into torch hub's cache) of a ``torchvision`` weights source."""
     import torchvision.models as tvm
 
-    source = spec.weights_source(name)
-    if source is None or not source.source.startswith("torchvision "):
-        raise WeightsError(f"weights {name!r} of {spec.name!r} are not torchvision weights ({source}).")
-    enum_name, _, member = source.source.removeprefix("torchvision ").partition(".")
-    entry = getattr(tvm, enum_name)[member]
+    enum_name, _, member = source.reference.partition(".")
+    try:
+        entry = getattr(tvm, enum_name)[member]
+    except (AttributeError, KeyError):
+        raise WeightsError(
+            f"weights {source.name!r} of {spec.name!r} name torchvision's {source.reference!r}, which this "
+            "torchvision does not have."
+        ) from None
     filename = os.path.basename(urlparse(entry.url).path)
     cached = Path(torch.hub.get_dir()) / "checkpoints" / filename
     try:
         state = entry.get_state_dict(progress=True, check_hash=True)
     except Exception as exc:  # URLError, hash mismatch, a truncated cache file
         raise WeightsError(
-            f"cannot get the {name!r} weights of {spec.name!r} ({enum_name}.{member}) from {entry.url}: "
+            f"cannot get the {source.name!r} weights of {spec.name!r} ({source.reference}) from {entry.url}: "
             f"{type(exc).__name__}: {exc}. This machine may have no internet access. Download that file "
             f"elsewhere and either place it at {cached} (torch's hub cache) or pass its path, "
             f"weights='/path/to/{filename}'."

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tlcore._io import write_with
+from tlcore.io import write_with
 
 __all__ = ["plot_accuracy", "plot_curves", "plot_throughput"]
 

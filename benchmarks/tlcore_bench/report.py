@@ -13,7 +13,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from tlcore._io import write_json, write_with
+from tlcore.io import write_json, write_with
 from tlcore_bench.plots import plot_accuracy, plot_curves, plot_throughput
 from tlcore_bench.tasks import FULL, PARTS, QUICK, BenchPlan
 

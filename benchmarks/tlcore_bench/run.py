@@ -20,8 +20,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from tlcore._errors import ConfigError, TLCoreError
-from tlcore._io import write_json
+from tlcore import ConfigError, TLCoreError
+from tlcore.io import write_json
 from tlcore_bench.report import write_report
 from tlcore_bench.tasks import ALL_BACKENDS, FULL, PARTS, QUICK, BenchPlan, jobs_for
 
@@ -185,7 +185,7 @@ def resolve_plan(
     ``tasks`` (those of parity and transfer) when given."""
     from dataclasses import replace
 
-    from tlcore._errors import UnknownBackendError
+    from tlcore import UnknownBackendError
     from tlcore.plugins import load_plugins
 
     plan = QUICK if quick else FULL

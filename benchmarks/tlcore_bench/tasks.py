@@ -16,8 +16,16 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from tlcore import FineTuneAt, Frozen, Unfrozen
-from tlcore._recipe import AugmentationConfig, BackboneConfig, DataConfig, HeadConfig, Recipe
+from tlcore import (
+    AugmentationConfig,
+    BackboneConfig,
+    DataConfig,
+    FineTuneAt,
+    Frozen,
+    HeadConfig,
+    Recipe,
+    Unfrozen,
+)
 from tlcore.training import Phase
 
 __all__ = ["FULL", "PARTS", "QUICK", "BenchPlan", "Task", "parity_recipe", "probe_recipe", "scratch_recipe"]

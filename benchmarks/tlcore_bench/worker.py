@@ -23,11 +23,9 @@ from typing import Any
 
 import numpy as np
 
-from tlcore import FineTuneAt, get_backend
-from tlcore._io import write_json
-from tlcore._recipe import Recipe
-from tlcore._runner import make_head, open_dataset, peak_host_memory_bytes, run_recipe
+from tlcore import FineTuneAt, Recipe, get_backend, make_head, open_dataset, peak_host_memory_bytes, run_recipe
 from tlcore.data import Augmentation, Batches, ImagePipeline, make_splits
+from tlcore.io import write_json
 from tlcore.plugins import load_plugins
 from tlcore.training import Phase, TrainerOptions
 from tlcore_bench.baselines import HandLoop, hand_loop

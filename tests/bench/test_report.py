@@ -11,7 +11,7 @@ import pytest
 from tlcore_bench.report import build_report, render_markdown, title, write_report
 from tlcore_bench.tasks import FULL, QUICK, BenchPlan, Task, jobs_for
 
-from tlcore._io import write_json
+from tlcore.io import write_json
 
 TINY = Task("tiny", "digits", labels_per_class=5, validation_per_class=2, test_per_class=5, image_size=32)
 PLAN = BenchPlan(

@@ -11,7 +11,7 @@ import tlcore_bench.run as bench_run
 from tlcore_bench import BenchError, resolve_plan, run_bench
 from tlcore_bench.tasks import FULL, BenchPlan, Task, jobs_for
 
-from tlcore._errors import ConfigError, UnknownBackendError
+from tlcore import ConfigError, UnknownBackendError
 
 TINY = Task("tiny", "digits", labels_per_class=5, validation_per_class=2, test_per_class=5, image_size=32)
 

@@ -102,9 +102,19 @@ def test_plugins_lists_everything_with_its_plugin() -> None:
     backends = {row["name"]: row["plugin"] for row in table["backends"]}
     assert backends["torch"] == "torch"
     assert {backends[name] for name in ("keras-jax", "keras-tensorflow", "keras-torch")} == {"keras"}
-    backbones = {(row["backend"], row["name"]) for row in table["backbones"]}
-    assert ("torch", "efficientnet_lite0") in backbones and ("torch", "resnet50") in backbones
+    backbones = {row["name"]: row for row in table["backbones"]}
+    assert len(backbones) == len(table["backbones"]), "each backbone is listed once"
+    assert "torch" in backbones["efficientnet_lite0"]["backends"] and "torch" in backbones["resnet50"]["backends"]
+    assert backbones["efficientnet_lite0"]["plugin"] == "tlcore.builtin"
+    assert backbones["efficientnet_lite0"]["builders"]["torch"] == "torch"
     policies = {row["name"]: row["plugin"] for row in table["freeze_policies"]}
     assert policies["frozen"] == "tlcore.builtin" and policies["norm_only"] == "normfreeze"
     assert {row["name"] for row in table["datasets"]} >= {"mnist-5k", "digits", "fashion-mnist", "image-folder"}
     assert {row["name"] for row in table["heads"]} >= {"linear", "mlp"}
+    commands = {row["name"]: row["plugin"] for row in table["commands"]}
+    assert commands == {
+        "plugins": "tlcore.builtin",
+        "run": "tlcore.builtin",
+        "convert": "tlcore.builtin",
+        "bench": "bench",
+    }

@@ -21,8 +21,14 @@ import pytest
 import tlcore
 from tlcore.data import Augmentation, Batches, Dataset, ImagePipeline
 
-PORTABLE_BACKBONES = ("efficientnet_lite0", "mobilenet_v2", "resnet18", "resnet50")
-"""Backbones with the same structure, layer names and weights on every backend that provides them."""
+PORTABLE_BACKBONES = tuple(
+    name for name, entry in sorted(tlcore.load_plugins().backbones.items()) if entry.item.portable
+)
+"""Backbones with the same structure, layer names and weights on every backend that provides them.
+
+Every registered one, plugins' included: efficientnet_lite0, mobilenet_v2,
+resnet18, resnet50 from the core, and those installed plugins add.
+"""
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

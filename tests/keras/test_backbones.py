@@ -28,14 +28,21 @@ from tests.processes import framework_env
 
 KERAS_FRAMEWORKS = {"keras-jax": "jax", "keras-tensorflow": "tensorflow", "keras-torch": "torch"}
 PORTABLE = ("resnet18", "resnet50", "mobilenet_v2", "efficientnet_lite0")
-APPLICATIONS = ("keras_resnet50", "keras_mobilenet_v2", "vgg16", "xception", "efficientnet_b0", "inception_v3")
+APPLICATIONS = (
+    "keras_resnet50",
+    "keras_mobilenet_v2",
+    "keras_vgg16",
+    "keras_xception",
+    "keras_efficientnet_b0",
+    "keras_inception_v3",
+)
 BACKBONES = (*PORTABLE, *APPLICATIONS)
 # What the quick run builds per backend; the first also runs the layout and weights checks.
 QUICK = {
     "keras-torch": ("efficientnet_lite0", *(name for name in BACKBONES if name != "efficientnet_lite0")),
     # efficientnet_b0: its Normalization refresh shows on TensorFlow.
-    "keras-tensorflow": ("efficientnet_lite0", "vgg16", "efficientnet_b0", "resnet18", "mobilenet_v2"),
-    "keras-jax": ("vgg16", "resnet18"),
+    "keras-tensorflow": ("efficientnet_lite0", "keras_vgg16", "keras_efficientnet_b0", "resnet18", "mobilenet_v2"),
+    "keras-jax": ("keras_vgg16", "resnet18"),
 }
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -285,7 +292,7 @@ def _weights_checks(specs: dict[str, Any], keras: Any, folder: Path, names: list
     from tlcore_keras.efficientnet_lite import reference_weights_path
 
     checks: dict[str, Any] = {}
-    vgg = specs["vgg16"]
+    vgg = specs["keras_vgg16"]
     random = build_backbone(vgg, None, (32, 32))
     random.model.save_weights(str(folder / "vgg.weights.h5"))
     save_file(_state(random), str(folder / "vgg.safetensors"))
@@ -296,7 +303,7 @@ def _weights_checks(specs: dict[str, Any], keras: Any, folder: Path, names: list
     checks["imagenet_download"] = _error(lambda: build_backbone(vgg, "imagenet", (32, 32)))
     checks["misspelt_name"] = _error(lambda: build_backbone(vgg, "imagenett", (32, 32)))
     checks["missing_file"] = _error(lambda: build_backbone(vgg, str(folder / "nope.safetensors"), (32, 32)))
-    checks["too_small"] = _error(lambda: build_backbone(specs["xception"], None, (64, 64)))
+    checks["too_small"] = _error(lambda: build_backbone(specs["keras_xception"], None, (64, 64)))
 
     lite = specs["efficientnet_lite0"]
     imagenet = _state(build_backbone(lite, "imagenet", (32, 32)))
@@ -310,15 +317,15 @@ def _weights_checks(specs: dict[str, Any], keras: Any, folder: Path, names: list
 
     checks["torchvision_imagenet"] = _torchvision_weights_checks(specs["resnet18"], keras, folder)
 
-    if "efficientnet_b0" in names:  # keras.applications' file stores the std as variance; it is folded on load
+    if "keras_efficientnet_b0" in names:  # keras.applications' file stores the std as variance; it is folded on load
         import h5py
         from keras.src.legacy.saving.legacy_h5_format import save_weights_to_hdf5_group
 
-        b0 = build_backbone(specs["efficientnet_b0"], None, (32, 32))
+        b0 = build_backbone(specs["keras_efficientnet_b0"], None, (32, 32))
         b0.model.get_layer("normalization").adapt_variance.assign(np.array([0.229, 0.224, 0.225], np.float32))
         with h5py.File(folder / "efficientnetb0_notop.h5", "w") as handle:
             save_weights_to_hdf5_group(handle, b0.model)
-        loaded = build_backbone(specs["efficientnet_b0"], folder / "efficientnetb0_notop.h5", (32, 32))
+        loaded = build_backbone(specs["keras_efficientnet_b0"], folder / "efficientnetb0_notop.h5", (32, 32))
         variance = keras.ops.convert_to_numpy(loaded.model.get_layer("normalization").adapt_variance)
         checks["b0_folded_variance"] = variance.tolist()
     return checks
@@ -382,7 +389,8 @@ def _torchvision_weights_checks(spec: Any, keras: Any, folder: Path) -> dict[str
 def _probe_main(backend: str, out: Path, names: list[str]) -> None:
     os.environ["KERAS_BACKEND"] = KERAS_FRAMEWORKS[backend]
     import keras
-    from tlcore_keras.specs import keras_backbones
+
+    import tlcore
 
     # No keras.utils.set_random_seed: it imports TensorFlow whenever it is installed, whatever the backend.
     # Unnamed layers made before the backbones shift Keras's automatic numbering; names must not depend on it.
@@ -392,7 +400,8 @@ def _probe_main(backend: str, out: Path, names: list[str]) -> None:
         keras.layers.Add(),
         keras.layers.Activation("relu"),
     ]
-    specs = {spec.name: spec for spec in keras_backbones(backend)}
+    registry = tlcore.load_plugins()
+    specs = {name: registry.backbone(name, backend) for name in registry.backbones_on(backend)}
     report = {"backbones": {name: _probe_backbone(specs[name], keras) for name in names}}
     if QUICK[backend][0] in names:
         report["checks"] = _layout_checks(specs[QUICK[backend][0]], keras)

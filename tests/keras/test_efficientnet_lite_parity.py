@@ -78,11 +78,11 @@ def test_keras_features_match_torch(backend: str, torch_features: Path, record_p
 
 def _torch_main(folder: Path) -> None:
     import torch
-    from tlcore_torch.efficientnet_lite import build_efficientnet_lite0
-    from tlcore_torch.specs import BACKBONES
+    from tlcore_torch.backbones import build_backbone
 
-    spec = next(s for s in BACKBONES if s.name == "efficientnet_lite0")
-    module = build_efficientnet_lite0(spec, "imagenet").module.eval()
+    from tlcore.architectures.efficientnet_lite import SPEC
+
+    module = build_backbone(SPEC, "imagenet").module.eval()
     for size in SIZES:
         images = torch.from_numpy(np.load(folder / f"input_{size}.npy")).permute(0, 3, 1, 2)
         with torch.no_grad():
@@ -94,10 +94,10 @@ def _keras_main(backend: str, folder: Path) -> None:
     os.environ["KERAS_BACKEND"] = KERAS_FRAMEWORKS[backend]
     import keras
     from tlcore_keras.backbones import build_backbone
-    from tlcore_keras.specs import keras_backbones
+
+    from tlcore.architectures.efficientnet_lite import SPEC as spec
 
     assert keras.backend.backend() == KERAS_FRAMEWORKS[backend]
-    spec = next(s for s in keras_backbones(backend) if s.name == "efficientnet_lite0")
     for size in SIZES:
         backbone = build_backbone(spec, "imagenet", (size, size))
         features = backbone.model(np.load(folder / f"input_{size}.npy"), training=False)

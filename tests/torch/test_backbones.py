@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 from pathlib import Path
 from urllib.error import URLError
@@ -13,9 +12,9 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("torchvision")
 
 from tlcore_torch.backbones import NativeBackbone, build_backbone, weights_sha256  # noqa: E402
-from tlcore_torch.specs import BACKBONES  # noqa: E402
 
 from tlcore import BackboneSpec, ConfigError, WeightsError  # noqa: E402
+from tlcore.architectures import BACKBONES  # noqa: E402
 
 SPECS = {spec.name: spec for spec in BACKBONES}
 KINDS = {"conv", "depthwise_conv", "batchnorm", "dense", "other"}
@@ -36,8 +35,10 @@ def test_specs_are_complete() -> None:
     assert set(SPECS) == {
         "resnet18", "resnet50", "mobilenet_v2", "vgg16", "efficientnet_b0", "inception_v3", "efficientnet_lite0"
     }  # fmt: skip
+    import tlcore
+
+    assert set(SPECS) <= set(tlcore.load_plugins().backbones_on("torch")), "plugins may add more"
     for spec in BACKBONES:
-        assert spec.backend == "torch"
         assert spec.weight_names == ("imagenet",)
         assert spec.groups and len(set(spec.groups)) == len(spec.groups)
 
@@ -232,9 +233,11 @@ def test_offline_torchvision_download_explains_what_to_do(monkeypatch: pytest.Mo
     assert "resnet18-f37072fd.pth" in message and "weights='/path/to/" in message
 
 
-def test_spec_of_another_backend_is_refused() -> None:
-    spec = dataclasses.replace(SPECS["resnet18"], backend="keras-jax")
-    with pytest.raises(ConfigError, match="not 'torch'"):
+def test_backbone_without_a_torch_builder_is_refused() -> None:
+    import tlcore
+
+    spec = tlcore.load_plugins().backbone("keras_resnet50")
+    with pytest.raises(ConfigError, match="'keras_resnet50' is built by: keras-jax"):
         build_backbone(spec, None)
 
 
@@ -269,6 +272,6 @@ def test_imagenet_urls_are_the_files_torchvision_downloads() -> None:
     for spec in BACKBONES:
         source = spec.weights_source("imagenet")
         assert source is not None
-        if source.source.startswith("torchvision "):
-            enum_name, _, member = source.source.removeprefix("torchvision ").partition(".")
+        if source.provider == "torchvision":
+            enum_name, _, member = source.reference.partition(".")
             assert source.url == getattr(tvm, enum_name)[member].url, spec.name

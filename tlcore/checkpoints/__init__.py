@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from tlcore.checkpoints._convert import (
     IMAGENET_PREFIX,
-    TORCHVISION_HEAD_PREFIXES,
     ConvertResult,
     convert_checkpoint,
     convertible,
@@ -44,7 +43,6 @@ __all__ = [
     "IMAGENET_PREFIX",
     "MANIFEST_SUFFIX",
     "TENSORS_SUFFIX",
-    "TORCHVISION_HEAD_PREFIXES",
     "ConvertResult",
     "convert_checkpoint",
     "convertible",

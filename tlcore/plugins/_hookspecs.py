@@ -11,7 +11,7 @@ from collections.abc import Callable
 import pluggy
 
 from tlcore._specs import BackboneSpec
-from tlcore.plugins._infos import BackendInfo, DatasetInfo, FreezePolicyInfo, HeadInfo
+from tlcore.plugins._infos import BackendInfo, BuilderInfo, CommandInfo, DatasetInfo, FreezePolicyInfo, HeadInfo
 
 PROJECT = "tlcore"
 hookspec = pluggy.HookspecMarker(PROJECT)
@@ -25,7 +25,12 @@ def tlcore_register_backends(register: Callable[[BackendInfo], None]) -> None:
 
 @hookspec
 def tlcore_register_backbones(register: Callable[[BackboneSpec], None]) -> None:
-    """Register backbone specs; each names the backend that builds it."""
+    """Register neutral backbone specs (one per architecture and name, whichever backends build it)."""
+
+
+@hookspec
+def tlcore_register_builders(register: Callable[[BuilderInfo], None]) -> None:
+    """Register builders: how one backend builds one backbone (a lazy ``"module:function"`` path)."""
 
 
 @hookspec
@@ -41,3 +46,8 @@ def tlcore_register_freeze_policies(register: Callable[[FreezePolicyInfo], None]
 @hookspec
 def tlcore_register_datasets(register: Callable[[DatasetInfo], None]) -> None:
     """Register datasets (named loaders returning a :class:`~tlcore.data.Dataset`)."""
+
+
+@hookspec
+def tlcore_register_commands(register: Callable[[CommandInfo], None]) -> None:
+    """Register ``tlcore`` subcommands (a name, its arguments and what it runs)."""

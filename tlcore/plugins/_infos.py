@@ -49,3 +49,35 @@ class DatasetInfo:
     description: str = ""
     requires: tuple[str, ...] = ()
     install_hint: str = ""
+
+
+@dataclass(frozen=True)
+class BuilderInfo:
+    """How one backend builds one backbone: ``builder`` is ``"module:function"``.
+
+    The function is imported only when the backbone is first built on that
+    backend, and is called as ``builder(request)`` with a
+    :class:`tlcore.extend.BuildRequest`; it returns a
+    :class:`tlcore.extend.BuiltBackbone` (see :mod:`tlcore.extend`).
+    """
+
+    backbone: str
+    backend: str
+    builder: str
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class CommandInfo:
+    """A ``tlcore`` subcommand.
+
+    ``configure(parser)`` adds the command's arguments to its
+    ``argparse.ArgumentParser``; ``run(args)`` runs it and returns the exit
+    code. Either may be a ``"module:function"`` path, imported only when the
+    command is used (``tlcore --help`` then imports nothing heavy).
+    """
+
+    name: str
+    help: str
+    configure: Callable[[Any], None] | str
+    run: Callable[[Any], int] | str

@@ -27,10 +27,11 @@ from tlcore._errors import (
     UnknownDatasetError,
     UnknownFreezePolicyError,
     UnknownHeadError,
+    UnknownNameError,
 )
 from tlcore._specs import BackboneSpec
 from tlcore.plugins import _hookspecs
-from tlcore.plugins._infos import BackendInfo, DatasetInfo, FreezePolicyInfo, HeadInfo
+from tlcore.plugins._infos import BackendInfo, BuilderInfo, CommandInfo, DatasetInfo, FreezePolicyInfo, HeadInfo
 
 ENTRY_POINT_GROUP = "tlcore"
 ALLOW_LIST_VARIABLE = "TLCORE_LOAD_PLUGINS"
@@ -59,10 +60,12 @@ class Registry:
 
     def __init__(self) -> None:
         self.backends: dict[str, Registered[BackendInfo]] = {}
-        self.backbones: dict[tuple[str, str], Registered[BackboneSpec]] = {}
+        self.backbones: dict[str, Registered[BackboneSpec]] = {}
+        self.builders: dict[tuple[str, str], Registered[BuilderInfo]] = {}
         self.heads: dict[str, Registered[HeadInfo]] = {}
         self.freeze_policies: dict[str, Registered[FreezePolicyInfo]] = {}
         self.datasets: dict[str, Registered[DatasetInfo]] = {}
+        self.commands: dict[str, Registered[CommandInfo]] = {}
         self.failures: list[PluginFailure] = []
 
     def backend(self, name: str) -> BackendInfo:
@@ -71,13 +74,39 @@ class Registry:
             raise UnknownBackendError(name, self.backends)
         return self.backends[name].item
 
-    def backbone(self, name: str, backend: str) -> BackboneSpec:
-        """The backbone ``name`` as built by ``backend``."""
+    def backbones_on(self, backend: str) -> list[str]:
+        """The names of the backbones that ``backend`` can build (a spec and a builder), sorted."""
+        return sorted(name for (name, on) in self.builders if on == backend and name in self.backbones)
+
+    def backends_of(self, backbone: str) -> list[str]:
+        """The backends that have a builder for ``backbone``, sorted."""
+        return sorted(on for (name, on) in self.builders if name == backbone)
+
+    def backbone(self, name: str, backend: str | None = None) -> BackboneSpec:
+        """The neutral spec of backbone ``name``; with ``backend``, only if that backend can build it."""
+        if backend is None:
+            if name not in self.backbones:
+                raise UnknownBackboneError(name, self.backbones)
+            return self.backbones[name].item
         self.backend(backend)
-        if (backend, name) not in self.backbones:
-            available = [n for (b, n) in self.backbones if b == backend]
-            raise UnknownBackboneError(name, available, where=backend)
-        return self.backbones[(backend, name)].item
+        if name not in self.backbones or (name, backend) not in self.builders:
+            elsewhere = [b for b in self.backends_of(name) if name in self.backbones]
+            error = UnknownBackboneError(name, self.backbones_on(backend), where=backend)
+            if elsewhere:
+                error.args = (f"{error.args[0]} {name!r} is built by: {', '.join(elsewhere)}.",)
+            raise error
+        return self.backbones[name].item
+
+    def builder(self, name: str, backend: str) -> BuilderInfo:
+        """How ``backend`` builds backbone ``name``."""
+        self.backbone(name, backend)
+        return self.builders[(name, backend)].item
+
+    def command(self, name: str) -> CommandInfo:
+        """The ``tlcore`` subcommand registered under ``name``."""
+        if name not in self.commands:
+            raise UnknownNameError(name, self.commands, where="the tlcore command line")
+        return self.commands[name].item
 
     def head(self, name: str) -> HeadInfo:
         """The head preset registered under ``name``."""
@@ -179,14 +208,20 @@ def _collect(
         accepted: list[Any] = []
         try:
             impl.function(register=accepted.append)
-            for item in accepted:
-                sink(item, impl.plugin_name)
         except Exception as exc:  # a broken plugin must not take the others down
-            error = str(exc) if isinstance(exc, PluginError) else f"{type(exc).__name__}: {exc}"
-            failures.append(PluginFailure(impl.plugin_name, f"{hook_name}: {error}"))
-            warnings.warn(
-                f"tlcore plugin {impl.plugin_name!r} failed in {hook_name}: {error}", RuntimeWarning, stacklevel=3
-            )
+            _report(failures, impl.plugin_name, hook_name, exc)
+            continue
+        for item in accepted:
+            try:
+                sink(item, impl.plugin_name)
+            except PluginError as exc:  # one bad item: the plugin's other items still count
+                _report(failures, impl.plugin_name, hook_name, exc)
+
+
+def _report(failures: list[PluginFailure], plugin: str, hook_name: str, exc: Exception) -> None:
+    error = str(exc) if isinstance(exc, PluginError) else f"{type(exc).__name__}: {exc}"
+    failures.append(PluginFailure(plugin, f"{hook_name}: {error}"))
+    warnings.warn(f"tlcore plugin {plugin!r} failed in {hook_name}: {error}", RuntimeWarning, stacklevel=4)
 
 
 def _expect(kind: type, item: object, plugin: str, hook: str) -> None:
@@ -206,31 +241,33 @@ def load_plugins() -> Registry:
     registry = Registry()
     registry.failures = list(_State.failures)
 
-    def add_backend(item: BackendInfo, plugin: str) -> None:
-        _expect(BackendInfo, item, plugin, "tlcore_register_backends")
-        registry.backends[item.name] = Registered(item, plugin)
+    def adder(
+        kind: type, hook: str, table: dict[Any, Registered[Any]], key: Callable[[Any], Any]
+    ) -> Callable[..., None]:
+        def add(item: object, plugin: str) -> None:
+            _expect(kind, item, plugin, hook)
+            name = key(item)
+            if name in table:  # never a silent replacement: the first registration stays
+                first = table[name].plugin
+                raise PluginError(
+                    f"plugin {plugin!r} registered {kind.__name__} {name!r} in {hook}, which plugin {first!r} "
+                    f"registered already; the second registration is ignored. Rename one of them."
+                )
+            table[name] = Registered(item, plugin)
 
-    def add_backbone(item: BackboneSpec, plugin: str) -> None:
-        _expect(BackboneSpec, item, plugin, "tlcore_register_backbones")
-        registry.backbones[(item.backend, item.name)] = Registered(item, plugin)
+        return add
 
-    def add_head(item: HeadInfo, plugin: str) -> None:
-        _expect(HeadInfo, item, plugin, "tlcore_register_heads")
-        registry.heads[item.name] = Registered(item, plugin)
-
-    def add_policy(item: FreezePolicyInfo, plugin: str) -> None:
-        _expect(FreezePolicyInfo, item, plugin, "tlcore_register_freeze_policies")
-        registry.freeze_policies[item.name] = Registered(item, plugin)
-
-    def add_dataset(item: DatasetInfo, plugin: str) -> None:
-        _expect(DatasetInfo, item, plugin, "tlcore_register_datasets")
-        registry.datasets[item.name] = Registered(item, plugin)
-
-    _collect(manager, "tlcore_register_backends", add_backend, registry.failures)
-    _collect(manager, "tlcore_register_backbones", add_backbone, registry.failures)
-    _collect(manager, "tlcore_register_heads", add_head, registry.failures)
-    _collect(manager, "tlcore_register_freeze_policies", add_policy, registry.failures)
-    _collect(manager, "tlcore_register_datasets", add_dataset, registry.failures)
+    hooks: list[tuple[str, type, dict[Any, Registered[Any]], Callable[[Any], Any]]] = [
+        ("tlcore_register_backends", BackendInfo, registry.backends, lambda i: i.name),
+        ("tlcore_register_backbones", BackboneSpec, registry.backbones, lambda i: i.name),
+        ("tlcore_register_builders", BuilderInfo, registry.builders, lambda i: (i.backbone, i.backend)),
+        ("tlcore_register_heads", HeadInfo, registry.heads, lambda i: i.name),
+        ("tlcore_register_freeze_policies", FreezePolicyInfo, registry.freeze_policies, lambda i: i.name),
+        ("tlcore_register_datasets", DatasetInfo, registry.datasets, lambda i: i.name),
+        ("tlcore_register_commands", CommandInfo, registry.commands, lambda i: i.name),
+    ]
+    for hook, kind, table, key in hooks:
+        _collect(manager, hook, adder(kind, hook, table, key), registry.failures)
     with _State.lock:
         _State.registry = registry
     return registry

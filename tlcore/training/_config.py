@@ -84,6 +84,12 @@ class Phase:
             )
         if self.epochs < 1:
             raise ConfigError(f"phase {self.name!r}: epochs must be at least 1; got {self.epochs!r}.")
+        if isinstance(self.step_size, bool) or not isinstance(self.step_size, int) or self.step_size < 1:
+            raise ConfigError(
+                f"phase {self.name!r}: step_size must be a whole number of epochs, at least 1; got {self.step_size!r}."
+            )
+        if not 0.0 <= self.warmup_fraction <= 1.0:
+            raise ConfigError(f"phase {self.name!r}: warmup_fraction must be in [0, 1]; got {self.warmup_fraction!r}.")
         if not self.learning_rate > 0:
             raise ConfigError(f"phase {self.name!r}: learning_rate must be positive; got {self.learning_rate!r}.")
         if self.weight_decay < 0:

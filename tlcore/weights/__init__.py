@@ -13,6 +13,7 @@ its sha256.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
@@ -22,6 +23,7 @@ from tlcore._errors import WeightsError, did_you_mean
 from tlcore._specs import BackboneSpec
 from tlcore.weights._download import (
     DOWNLOAD_TIMEOUT_S,
+    cache_dir,
     download_weights,
     file_sha256,
     sha256_in_name,
@@ -35,6 +37,7 @@ __all__ = [
     "DOWNLOAD_TIMEOUT_S",
     "TORCH_SUFFIXES",
     "WEIGHT_FILE_SUFFIXES",
+    "cache_dir",
     "download_weights",
     "file_sha256",
     "mismatch_problems",
@@ -43,6 +46,7 @@ __all__ = [
     "read_weights_file",
     "resolve_weights",
     "sha256_in_name",
+    "shape_problems",
     "torch_hub_dir",
     "weights_cache_dir",
 ]
@@ -106,6 +110,28 @@ def mismatch_problems(missing: list[str], unexpected: list[str], mismatched: lis
     return problems
 
 
+def shape_problems(
+    expected: Mapping[str, tuple[int, ...]],
+    given: Mapping[str, tuple[int, ...]],
+    *,
+    given_as: str = "in the weights",
+    ignore: tuple[str, ...] = ("num_batches_tracked",),
+) -> list[str]:
+    """:func:`mismatch_problems` of a state's shapes against the model's (both in torch's layout).
+
+    Keys ending in one of ``ignore`` (BatchNorm's step counters, which only
+    torch keeps) may be absent, extra or of another shape.
+    """
+    missing = [key for key in expected if key not in given and not key.endswith(ignore)]
+    unexpected = [key for key in given if key not in expected and not key.endswith(ignore)]
+    mismatched = [
+        f"{key!r} is {tuple(expected[key])} in the model but {tuple(shape)} {given_as}"
+        for key, shape in given.items()
+        if key in expected and tuple(shape) != tuple(expected[key]) and not key.endswith(ignore)
+    ]
+    return mismatch_problems(missing, unexpected, mismatched)
+
+
 WeightsKind = Literal["none", "named", "file"]
 
 
@@ -149,6 +175,4 @@ def resolve_weights(
         raise WeightsError(f"weights path {text!r} for {spec.name!r} is a directory, not a file. {usage}")
     if _looks_like_path(text, suffixes):
         raise WeightsError(f"weights file {text!r} for {spec.name!r} does not exist. {usage}")
-    raise WeightsError(
-        f"unknown weights {text!r} for {spec.name!r} on {spec.backend}.{did_you_mean(text, spec.weight_names)} {usage}"
-    )
+    raise WeightsError(f"unknown weights {text!r} for {spec.name!r}.{did_you_mean(text, spec.weight_names)} {usage}")

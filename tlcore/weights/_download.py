@@ -31,6 +31,7 @@ from tlcore._io import atomic_path, cache_dir
 
 __all__ = [
     "DOWNLOAD_TIMEOUT_S",
+    "cache_dir",
     "download_weights",
     "file_sha256",
     "sha256_in_name",
@@ -44,8 +45,8 @@ _HASH_IN_NAME = re.compile(r".*-([0-9a-f]{6,64})\.[A-Za-z0-9.]+")
 
 
 def weights_cache_dir() -> Path:
-    """Where downloaded weights go: ``weights/`` in tlcore's cache (``$TLCORE_CACHE``, else ``~/.cache/tlcore``)."""
-    return cache_dir() / "weights"
+    """Where downloaded weights go: ``weights/`` in tlcore's cache (:func:`cache_dir`)."""
+    return cache_dir("weights")
 
 
 def torch_hub_dir() -> Path:

@@ -1,0 +1,147 @@
+"""What differs between the frameworks under Keras (JAX, TensorFlow, torch), in one place.
+
+Every other module of this backend asks here instead of testing
+``keras.backend.backend()`` itself. A framework is imported only when the
+question needs it, and only the one Keras runs on: importing TensorFlow
+beside torchvision can crash the process, and each import costs seconds.
+Import this module only after :mod:`tlcore_keras.loader` has selected Keras's
+backend.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import keras
+import numpy as np
+
+__all__ = [
+    "device",
+    "framework",
+    "gpu_available",
+    "jax_on_cpu",
+    "peak_memory_bytes",
+    "seed",
+    "sync_state",
+    "versions",
+]
+
+
+def framework() -> str:
+    """The framework Keras runs on in this process: ``jax``, ``tensorflow`` or ``torch``."""
+    return str(keras.backend.backend())
+
+
+def versions() -> dict[str, str]:
+    """Keras's version and its framework's."""
+    found = {"keras": str(keras.__version__)}
+    name = framework()
+    if name == "jax":
+        import jax
+
+        found["jax"] = str(jax.__version__)
+    elif name == "tensorflow":
+        import tensorflow as tf
+
+        found["tensorflow"] = str(tf.__version__)
+    else:
+        import torch
+
+        found["torch"] = str(torch.__version__)
+    return found
+
+
+def device() -> str:
+    """Where the framework computes by default (``cpu``, ``gpu:0``, ``cuda:0`` ...)."""
+    name = framework()
+    if name == "jax":
+        import jax
+
+        return str(jax.devices()[0]).lower()
+    if name == "tensorflow":
+        import tensorflow as tf
+
+        return "gpu:0" if tf.config.list_physical_devices("GPU") else "cpu"
+    import torch
+
+    return "cuda:0" if torch.cuda.is_available() else "cpu"
+
+
+def gpu_available() -> bool:
+    """Whether the framework sees a GPU."""
+    name = framework()
+    if name == "jax":
+        import jax
+
+        return any(item.platform == "gpu" for item in jax.devices())
+    if name == "tensorflow":
+        import tensorflow as tf
+
+        return bool(tf.config.list_physical_devices("GPU"))
+    import torch
+
+    return bool(torch.cuda.is_available())
+
+
+def jax_on_cpu() -> bool:
+    """Whether Keras runs on JAX and JAX computes on the CPU."""
+    if framework() != "jax":
+        return False
+    import jax
+
+    return bool(jax.default_backend() == "cpu")
+
+
+def peak_memory_bytes() -> int | None:
+    """Peak accelerator memory of this process, where the framework tracks it (torch on CUDA, JAX)."""
+    name = framework()
+    if name == "torch":
+        import torch
+
+        return int(torch.cuda.max_memory_allocated()) if torch.cuda.is_available() else None
+    if name == "jax":
+        import jax
+
+        stats = jax.devices()[0].memory_stats() or {}
+        peak = stats.get("peak_bytes_in_use")
+        return int(peak) if peak is not None else None
+    return None
+
+
+def seed(value: int) -> None:
+    """Seed Keras's global generator, Python's, numpy's and the framework's, as ``keras.utils.set_random_seed`` does.
+
+    ``keras.utils.set_random_seed`` imports TensorFlow whenever it is
+    installed (slow, and a crash risk beside torchvision), so outside
+    TensorFlow the same generators are seeded here without it.
+    """
+    name = framework()
+    if name == "tensorflow":
+        keras.utils.set_random_seed(value)
+        return
+    try:
+        from keras.src.backend.common import global_state
+        from keras.src.random import seed_generator
+        from keras.src.utils.rng_utils import GLOBAL_RANDOM_SEED
+    except ImportError:  # a Keras whose internals moved: accept the import
+        keras.utils.set_random_seed(value)
+        return
+    global_state.set_global_attribute(GLOBAL_RANDOM_SEED, value)
+    global_state.set_global_attribute(seed_generator.GLOBAL_SEED_GENERATOR, None)
+    random.seed(value)
+    np.random.seed(value)
+    if name == "torch":
+        import torch
+
+        torch.manual_seed(value)
+
+
+def sync_state(model: Any) -> None:
+    """Write the functional training state Keras's JAX trainer holds back into ``model``'s variables.
+
+    Only JAX keeps such a state (``model._jax_state``); elsewhere, and when it
+    is already written back, this does nothing.
+    """
+    if getattr(model, "_jax_state", None) is not None and hasattr(model, "jax_state_sync"):
+        model.jax_state_sync()
