@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Iterator
 
 import pytest
+
+from tlcore.plugins import reset_plugins
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -14,3 +17,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             missing = [m for m in marker.args if importlib.util.find_spec(m) is None]
             if missing:
                 item.add_marker(pytest.mark.skip(reason=f"needs {', '.join(missing)}"))
+
+
+@pytest.fixture
+def fresh_plugins() -> Iterator[None]:
+    """Plugins loaded anew for the test and forgotten after it (for tests that register plugins in-process)."""
+    reset_plugins()
+    yield
+    reset_plugins()

@@ -8,21 +8,16 @@ import subprocess
 import sys
 import textwrap
 import types
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 import tlcore
 from tlcore._cli import main
-from tlcore.plugins import CommandInfo, hookimpl, register_plugin, reset_plugins
+from tlcore.plugins import CommandInfo, hookimpl, register_plugin
 
-
-@pytest.fixture(autouse=True)
-def fresh_plugins() -> Iterator[None]:
-    reset_plugins()
-    yield
-    reset_plugins()
+pytestmark = pytest.mark.usefixtures("fresh_plugins")
 
 
 def _command_plugin(*commands: CommandInfo) -> types.SimpleNamespace:

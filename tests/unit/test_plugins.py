@@ -4,19 +4,14 @@ from __future__ import annotations
 
 import importlib.metadata
 import types
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 
 import tlcore
-from tlcore.plugins import BackendInfo, FreezePolicyInfo, hookimpl, load_plugins, register_plugin, reset_plugins
+from tlcore.plugins import BackendInfo, FreezePolicyInfo, hookimpl, load_plugins, register_plugin
 
-
-@pytest.fixture(autouse=True)
-def fresh_plugins() -> Iterator[None]:
-    reset_plugins()
-    yield
-    reset_plugins()
+pytestmark = pytest.mark.usefixtures("fresh_plugins")
 
 
 def test_builtin_registrations_name_their_plugin() -> None:

@@ -3,20 +3,15 @@
 from __future__ import annotations
 
 import types
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 
 import tlcore
 from tlcore.architectures import BACKBONES
-from tlcore.plugins import BuilderInfo, FreezePolicyInfo, hookimpl, load_plugins, register_plugin, reset_plugins
+from tlcore.plugins import BuilderInfo, FreezePolicyInfo, hookimpl, load_plugins, register_plugin
 
-
-@pytest.fixture(autouse=True)
-def fresh_plugins() -> Iterator[None]:
-    reset_plugins()
-    yield
-    reset_plugins()
+pytestmark = pytest.mark.usefixtures("fresh_plugins")
 
 
 def test_one_spec_is_built_by_every_backend() -> None:

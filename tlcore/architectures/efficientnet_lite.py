@@ -20,14 +20,13 @@ torch tensors and numpy arrays alike.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
 from tlcore._errors import WeightsError
 from tlcore._specs import BackboneSpec, ImageInputSpec, StateDictLayout, WeightsSource
-from tlcore.weights import file_sha256
 
 __all__ = [
     "CLASSIFIER_PREFIXES",
@@ -44,12 +43,10 @@ __all__ = [
     "canonical_name",
     "canonical_state",
     "group_of",
-    "is_reference_state",
     "layer_names",
     "reference_weights_path",
     "split_reference_state",
     "tf_same_padding",
-    "verified_reference_weights_path",
 ]
 
 T = TypeVar("T")
@@ -157,20 +154,6 @@ def reference_weights_path() -> Path:
     return path
 
 
-def verified_reference_weights_path(spec: BackboneSpec) -> Path:
-    """:func:`reference_weights_path`, checked against the sha256 that ``spec`` registers for ``"imagenet"``."""
-    path = reference_weights_path()
-    source = spec.weights_source("imagenet")
-    if source is not None and source.sha256 is not None:
-        digest = file_sha256(path)
-        if digest != source.sha256:
-            raise WeightsError(
-                f"{path} has sha256 {digest}, but efficientnet_lite0's 'imagenet' weights are {source.sha256} "
-                f"({source.source}). Reinstall: {INSTALL_HINT}"
-            )
-    return path
-
-
 _BLOCK_PARTS = {
     "_expand_conv": "expand_conv",
     "_bn0": "expand_bn",
@@ -182,11 +165,6 @@ _BLOCK_PARTS = {
 _TOP_PARTS = {"_conv_stem": "stem_conv", "_bn0": "stem_bn", "_conv_head": "top_conv", "_bn1": "top_bn"}
 CLASSIFIER_PREFIXES = ("_fc.", "classifier.")
 """Key prefixes of an ImageNet classifier: the reference checkpoint's ``_fc`` and a canonical ``classifier``."""
-
-
-def is_reference_state(keys: Iterable[str]) -> bool:
-    """Whether a state dict (or its keys) uses the reference checkpoint's names (``_conv_stem``, ``_blocks.N``)."""
-    return any(k.startswith(("_conv_stem.", "_blocks.")) for k in keys)
 
 
 def canonical_name(key: str, blocks: Sequence[BlockConfig] = LITE0_BLOCKS) -> str:

