@@ -50,7 +50,8 @@ def _worker(task_name: str, seed: int, backend: str, rate: float, weights: str, 
         test_per_class=data.test_per_class,
     )
     size = int(data.image_size or 0)  # the benchmark's recipes always give image_size
-    pipeline = ImagePipeline(load_plugins().backbone("efficientnet_lite0", backend).input, (size, size))
+    spec = load_plugins().backbone("efficientnet_lite0", backend)
+    pipeline = ImagePipeline(spec.input, (size, size), crop_pct=data.crop_pct)
     images, labels = Batches(splits.test, pipeline, batch_size=data.batch_size).all_prepared()
     logits = result.model.predict(images)
     if abs(float((logits.argmax(axis=1) == labels).mean()) - result.test.accuracy) > 1e-9:

@@ -56,17 +56,28 @@ class HeadConfig:
 
 @dataclass(frozen=True)
 class AugmentationConfig:
-    """Neutral augmentation, applied identically by the core for every backend."""
+    """Neutral augmentation, applied identically by the core for every backend.
+
+    ``random_resized_crop`` is ``None`` (off) or its ``(scale, ratio)`` ranges.
+    """
 
     flip: bool = False
     shift: int = 0
     crop_padding: int = 0
     rotation: float = 0.0
+    random_resized_crop: tuple[tuple[float, float], tuple[float, float]] | None = None
 
 
 @dataclass(frozen=True)
 class DataConfig:
-    """The dataset, its splits, the image size and batch size."""
+    """The dataset, its splits, the image size, batch size and input pipeline.
+
+    ``crop_pct`` overrides the backbone's evaluation crop; ``workers`` is the
+    number of preparation threads (``None``: the machine's cores; 0: in the
+    training loop's thread); ``cache`` is ``"auto"`` (the preprocessed image
+    cache for image files when training runs over them more than once), true
+    or false.
+    """
 
     dataset: str
     options: Mapping[str, Any] = field(default_factory=dict)
@@ -77,6 +88,9 @@ class DataConfig:
     test_per_class: int | None = None
     batch_size: int = 32
     augmentation: AugmentationConfig = field(default_factory=AugmentationConfig)
+    crop_pct: float | None = None
+    workers: int | None = None
+    cache: bool | str = "auto"
 
 
 @dataclass(frozen=True)
@@ -206,6 +220,9 @@ def _data(value: Any) -> DataConfig:
             "test_per_class": (int,),
             "batch_size": (int,),
             "augmentation": (dict,),
+            "crop_pct": _NUMBER,
+            "workers": (int,),
+            "cache": (bool, str),
         },
     )
     image_size = table.get("image_size")
@@ -218,16 +235,29 @@ def _data(value: Any) -> DataConfig:
     table.check("batch_size", table.get("batch_size", 32) >= 1, "must be at least 1")
     test_cap = table.get("test_per_class")
     table.check("test_per_class", test_cap is None or test_cap >= 1, "must be at least 1")
+    crop_pct = table.get("crop_pct")
+    table.check("crop_pct", crop_pct is None or 0.0 < crop_pct <= 1.0, "must be in (0, 1]")
+    workers = table.get("workers")
+    table.check("workers", workers is None or workers >= 0, "must be >= 0 (0 prepares in the training loop)")
+    cache = table.get("cache", "auto")
+    table.check("cache", cache in (True, False, "auto"), 'must be true, false or "auto"')
     aug = _Table(
         table.get("augmentation", {}),
         "data.augmentation",
-        {"flip": (bool,), "shift": (int,), "crop_padding": (int,), "rotation": _NUMBER},
+        {
+            "flip": (bool,),
+            "shift": (int,),
+            "crop_padding": (int,),
+            "rotation": _NUMBER,
+            "random_resized_crop": (bool, dict),
+        },
     )
     augmentation = AugmentationConfig(
         flip=aug.get("flip", False),
         shift=aug.get("shift", 0),
         crop_padding=aug.get("crop_padding", 0),
         rotation=aug.get("rotation", 0.0),
+        random_resized_crop=_random_resized_crop(aug.get("random_resized_crop", False)),
     )
     aug.check("shift", augmentation.shift >= 0, "must be >= 0")
     aug.check("crop_padding", augmentation.crop_padding >= 0, "must be >= 0")
@@ -242,7 +272,31 @@ def _data(value: Any) -> DataConfig:
         test_per_class=test_cap,
         batch_size=table.get("batch_size", 32),
         augmentation=augmentation,
+        crop_pct=None if crop_pct is None else float(crop_pct),
+        workers=workers,
+        cache=cache,
     )
+
+
+def _pair(table: _Table, key: str, default: tuple[float, float], low: float, high: float) -> tuple[float, float]:
+    value = table.get(key, list(default))
+    ok = (
+        len(value) == 2
+        and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+        and low < value[0] <= value[1] <= high
+    )
+    table.check(key, ok, f"must be [min, max] with {low} < min <= max <= {high}")
+    return float(value[0]), float(value[1])
+
+
+def _random_resized_crop(value: bool | dict[str, Any]) -> tuple[tuple[float, float], tuple[float, float]] | None:
+    """``false`` (off), ``true`` (torchvision's ranges) or ``{ scale = [min, max], ratio = [min, max] }``."""
+    if value is False:
+        return None
+    table = _Table(
+        {} if value is True else value, "data.augmentation.random_resized_crop", {"scale": (list,), "ratio": (list,)}
+    )
+    return _pair(table, "scale", (0.08, 1.0), 0.0, 1.0), _pair(table, "ratio", (3 / 4, 4 / 3), 0.0, 100.0)
 
 
 def _freeze(value: Any, path: str) -> FreezePolicy:

@@ -62,6 +62,48 @@ def _image_size(recipe: Recipe, spec: BackboneSpec) -> tuple[int, int]:
     return (size, size)
 
 
+def _pipelines(recipe: Recipe, spec: BackboneSpec, size: tuple[int, int]) -> tuple[Any, Any]:
+    """The training pipeline (with the recipe's augmentation) and the plain one (evaluation, caching)."""
+    from tlcore.data import Augmentation, ImagePipeline, RandomResizedCrop
+
+    aug = recipe.data.augmentation
+    crop = aug.random_resized_crop
+    augmentation = Augmentation(
+        flip=aug.flip,
+        shift=aug.shift,
+        crop_padding=aug.crop_padding,
+        rotation=aug.rotation,
+        random_resized_crop=None if crop is None else RandomResizedCrop(scale=crop[0], ratio=crop[1]),
+    )
+    crop_pct = recipe.data.crop_pct
+    train = ImagePipeline(spec.input, size, augmentation, crop_pct=crop_pct)
+    return train, ImagePipeline(spec.input, size, Augmentation(), crop_pct=crop_pct)
+
+
+def _cached(source: Any, recipe: Recipe, pipeline: Any) -> Any:
+    """``source`` read from the preprocessed image cache when ``data.cache`` asks for it (or ``"auto"`` finds it pays).
+
+    ``"auto"`` caches image files when the recipe trains over them more than
+    once, and goes on uncached (with a warning) when the disk lacks the room.
+    """
+    from tlcore.data import DatasetSource, cache_images
+
+    setting = recipe.data.cache
+    if setting is False or not source.train.lazy:
+        return source
+    if setting == "auto" and sum(phase.epochs for phase in recipe.phases) < 2:
+        return source
+    workers, if_room = recipe.data.workers, setting == "auto"
+    train = cache_images(source.train, pipeline, workers=workers, if_room=if_room)
+    test = None if source.test is None else cache_images(source.test, pipeline, workers=workers, if_room=if_room)
+    return DatasetSource(train=train, test=test)
+
+
+def _cache_folder(images: Any) -> str | None:
+    store = getattr(images, "store", None)
+    return None if store is None else str(store.folder)
+
+
 def _version(package: str) -> str | None:
     try:
         return importlib.metadata.version(package)
@@ -98,7 +140,7 @@ def run_recipe(
     save_model: bool = True,
 ) -> RunResult:
     """Run every phase of ``recipe`` on ``backend``; write ``result.json`` and plots to ``out``."""
-    from tlcore.data import Augmentation, Batches, ImagePipeline, make_splits
+    from tlcore.data import Batches, make_splits
     from tlcore.plugins import load_plugins
 
     if backend is not None:
@@ -110,7 +152,8 @@ def run_recipe(
     if recipe.backbone.bn_momentum is not None:
         spec = replace(spec, bn_momentum=recipe.backbone.bn_momentum)
     size = _image_size(recipe, spec)
-    source = open_dataset(recipe.data.dataset, **dict(recipe.data.options))
+    train_pipeline, plain_pipeline = _pipelines(recipe, spec, size)
+    source = _cached(open_dataset(recipe.data.dataset, **dict(recipe.data.options)), recipe, plain_pipeline)
     splits = make_splits(
         source,
         seed=recipe.seed,
@@ -119,18 +162,16 @@ def run_recipe(
         test_fraction=recipe.data.test_fraction,
         test_per_class=recipe.data.test_per_class,
     )
-    aug = recipe.data.augmentation
-    augmentation = Augmentation(flip=aug.flip, shift=aug.shift, crop_padding=aug.crop_padding, rotation=aug.rotation)
-    train_pipeline = ImagePipeline(spec.input, size, augmentation)
-    plain_pipeline = ImagePipeline(spec.input, size, Augmentation())
-    batch = recipe.data.batch_size
-    train = Batches(splits.train, train_pipeline, batch_size=batch, shuffle=True, seed=recipe.seed, augment=True)
+    batch, workers = recipe.data.batch_size, recipe.data.workers
+    train = Batches(
+        splits.train, train_pipeline, batch_size=batch, shuffle=True, seed=recipe.seed, augment=True, workers=workers
+    )
     validation = (
-        Batches(splits.validation, plain_pipeline, batch_size=batch, shuffle=False, seed=recipe.seed, augment=False)
+        Batches(splits.validation, plain_pipeline, batch_size=batch, seed=recipe.seed, workers=workers)
         if splits.validation is not None
         else None
     )
-    test = Batches(splits.test, plain_pipeline, batch_size=batch, shuffle=False, seed=recipe.seed, augment=False)
+    test = Batches(splits.test, plain_pipeline, batch_size=batch, seed=recipe.seed, workers=workers)
     head = make_head(recipe, splits.train.num_classes)
     native.seed(recipe.seed)
     model = native.build_model(spec, head, weights=recipe.backbone.weights, seed=recipe.seed, image_size=size)
@@ -156,6 +197,9 @@ def run_recipe(
         "dataset": {
             "name": recipe.data.dataset,
             "image_size": list(size),
+            "crop_pct": plain_pipeline.crop_pct,
+            "workers": train.workers,
+            "cache": _cache_folder(splits.train.images),
             "train": len(splits.train),
             "validation": len(splits.validation) if splits.validation is not None else 0,
             "test": len(splits.test),

@@ -46,8 +46,11 @@ class ImageInputSpec:
     resize: str = "bilinear"
     channel_order: str = "RGB"
     min_size: int = 32
+    crop_pct: float = 1.0
 
     def __post_init__(self) -> None:
+        if isinstance(self.crop_pct, bool) or not isinstance(self.crop_pct, (int, float)) or not 0 < self.crop_pct <= 1:
+            raise ConfigError(f"ImageInputSpec: crop_pct must be a number in (0, 1]; got {self.crop_pct!r}.")
         if len(self.mean) != self.channels or len(self.std) != self.channels:
             raise ConfigError(
                 f"ImageInputSpec: mean {self.mean} and std {self.std} must have one value "

@@ -96,7 +96,10 @@ class TorchTrainer(Trainer):
         self.label_smoothing = 0.0
 
     def _tensor(self, inputs: np.ndarray, cached: bool) -> torch.Tensor:
-        x = torch.from_numpy(np.ascontiguousarray(inputs, dtype=np.float32)).to(self.device, non_blocking=True)
+        x = torch.from_numpy(np.ascontiguousarray(inputs, dtype=np.float32))
+        if self.device.type == "cuda":  # page-locked, so the copy to the GPU runs asynchronously
+            x = x.pin_memory()
+        x = x.to(self.device, non_blocking=True)
         return x if cached else x.permute(0, 3, 1, 2)
 
     def _autocast(self) -> Any:

@@ -203,6 +203,11 @@ QUICK = BenchPlan(
 )
 
 
+# Every task's images fill their frame (digits, garments): the backbone's ImageNet centre crop (0.875)
+# would cut strokes off. Measured on the quickstart (torch, seed 0): 0.9589 with it, 0.9700 without.
+DIGITS_CROP_PCT = 1.0
+
+
 def _data(task: Task) -> DataConfig:
     return DataConfig(
         dataset=task.dataset,
@@ -213,6 +218,7 @@ def _data(task: Task) -> DataConfig:
         test_per_class=task.test_per_class,
         batch_size=task.batch_size,
         augmentation=AugmentationConfig(shift=task.shift),
+        crop_pct=DIGITS_CROP_PCT,
     )
 
 

