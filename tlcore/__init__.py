@@ -11,12 +11,14 @@ import their framework on first use.
 
 from tlcore._backend import Backend, Model, get_backend
 from tlcore._errors import (
+    BackendConflictError,
     BackendUnavailableError,
     CheckpointError,
     ConfigError,
     DataError,
     PluginError,
     RecipeError,
+    RunFolderError,
     TLCoreError,
     UnknownBackboneError,
     UnknownBackendError,
@@ -50,6 +52,7 @@ __all__ = [
     "BackboneConfig",
     "BackboneSpec",
     "Backend",
+    "BackendConflictError",
     "BackendUnavailableError",
     "CheckpointError",
     "ConfigError",
@@ -74,6 +77,7 @@ __all__ = [
     "Recipe",
     "RecipeError",
     "RegexPolicy",
+    "RunFolderError",
     "RunResult",
     "StateDictLayout",
     "TLCoreError",

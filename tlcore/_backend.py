@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import sys
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
@@ -16,11 +17,19 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from tlcore._errors import BackendUnavailableError, CheckpointError, ConfigError, DataError, PluginError
+from tlcore._errors import (
+    BackendConflictError,
+    BackendUnavailableError,
+    CheckpointError,
+    ConfigError,
+    DataError,
+    PluginError,
+)
 from tlcore._freeze import FreezePlan
 from tlcore._specs import BackboneSpec, HeadSpec, LayerInfo
 
 if TYPE_CHECKING:
+    from tlcore.plugins import BackendInfo
     from tlcore.training import Trainer, TrainerOptions
 
 __all__ = ["Backend", "Model", "get_backend"]
@@ -315,8 +324,34 @@ def _missing(modules: Sequence[str]) -> list[str]:
     return [m for m in modules if importlib.util.find_spec(m) is None]
 
 
+def _refuse_conflicts(name: str, info: BackendInfo) -> None:
+    """Raise BackendConflictError if a module already imported would make backend ``name`` crash the process.
+
+    Reads ``sys.modules`` only: finding out imports no framework.
+    """
+    for conflict in info.conflicts:
+        if not conflict.applies(sys.modules):
+            continue
+        safe_order = (
+            f", or import {conflict.unless_loaded[0]} before {conflict.module}" if conflict.unless_loaded else ""
+        )
+        raise BackendConflictError(
+            f"backend {name!r} cannot be loaded in this process: {conflict.module!r} is already imported, and "
+            f"{conflict.reason}. tlcore refuses rather than let the process crash. Run the {name} backend in a "
+            f"process of its own (one `tlcore run` per backend; `tlcore bench` already runs each backend in its "
+            f"own process){safe_order}.",
+            backend=name,
+            module=conflict.module,
+        )
+
+
 def get_backend(name: str) -> Backend:
-    """The backend registered as ``name``, importing its framework on first use."""
+    """The backend registered as ``name``, importing its framework on first use.
+
+    Raises :class:`~tlcore.BackendConflictError`, before importing anything,
+    if a module already imported would make this backend crash the process
+    (the backend's :attr:`~tlcore.plugins.BackendInfo.conflicts`).
+    """
     from tlcore.plugins import import_object, load_plugins
 
     with _Loaded.lock:
@@ -329,6 +364,7 @@ def get_backend(name: str) -> Backend:
         raise BackendUnavailableError(
             f"backend {name!r} needs {', '.join(missing)}, which is not installed. Install it with: {hint}"
         )
+    _refuse_conflicts(name, info)
     factory = import_object(info.loader, what=f"backend {name!r}")
     backend = factory()
     if not isinstance(backend, Backend):

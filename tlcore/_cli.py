@@ -136,6 +136,15 @@ def configure_run(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
     parser.add_argument("--no-save", action="store_true", help="do not write model.safetensors")
+    parser.add_argument("--overwrite", action="store_true", help="replace a finished run in --out")
+    again = parser.add_mutually_exclusive_group()
+    again.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the unfinished run in --out (fail if there is none); by default one of the same recipe "
+        "is continued",
+    )
+    again.add_argument("--restart", action="store_true", help="discard an unfinished run in --out and start over")
 
 
 def command_run(args: argparse.Namespace) -> int:
@@ -154,8 +163,17 @@ def command_run(args: argparse.Namespace) -> int:
         weights = None if args.weights == "none" else args.weights
         recipe = replace(recipe, backbone=replace(recipe.backbone, weights=weights))
     result = run_recipe(
-        recipe, backend=args.backend, out=args.out, progress=not args.no_progress, save_model=not args.no_save
+        recipe,
+        backend=args.backend,
+        out=args.out,
+        progress=not args.no_progress,
+        save_model=not args.no_save,
+        overwrite=args.overwrite,
+        resume="require" if args.resume else "restart" if args.restart else "auto",
     )
+    resumed = result.record.get("resumed_from")
+    if resumed:
+        print(f"resumed after epoch {resumed['epochs_done']} of phase {resumed['phase']!r}")
     record = result.record
     for phase in record["phases"]:
         last = phase["epochs"][-1]

@@ -16,6 +16,8 @@ was expected, what was received and, where it can, how to fix it::
     ├── WeightsError                weights cannot be found, verified or loaded
     ├── CheckpointError             a saved model cannot be written or read
     ├── BackendUnavailableError     a backend's framework is not installed
+    ├── BackendConflictError        a backend would crash beside a framework already imported
+    ├── RunFolderError              --out is locked by another run, holds a finished run, or is not writable
     └── PluginError                 a plugin failed to load or misbehaved
 """
 
@@ -25,12 +27,14 @@ import difflib
 from collections.abc import Iterable
 
 __all__ = [
+    "BackendConflictError",
     "BackendUnavailableError",
     "CheckpointError",
     "ConfigError",
     "DataError",
     "PluginError",
     "RecipeError",
+    "RunFolderError",
     "TLCoreError",
     "UnknownBackboneError",
     "UnknownBackendError",
@@ -68,6 +72,24 @@ class CheckpointError(TLCoreError):
 
 class BackendUnavailableError(TLCoreError, ImportError):
     """A backend was asked for but its framework is not installed."""
+
+
+class RunFolderError(TLCoreError):
+    """The output folder cannot be used: another run holds it, a finished run is in the way, or it is not writable."""
+
+
+class BackendConflictError(TLCoreError):
+    """A backend cannot be loaded in this process: a framework already imported would make it crash.
+
+    ``backend`` is the backend asked for, ``module`` the module already
+    imported. The message says the order that crashes and the fix (the
+    backend in a process of its own, or the safe import order).
+    """
+
+    def __init__(self, message: str, *, backend: str = "", module: str = "") -> None:
+        super().__init__(message)
+        self.backend = backend
+        self.module = module
 
 
 class PluginError(TLCoreError):

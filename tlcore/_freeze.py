@@ -108,6 +108,10 @@ def _group_order(layers: Sequence[LayerInfo]) -> list[str]:
     return order
 
 
+def _span(layers: Sequence[LayerInfo]) -> str:
+    return f"{layers[0].name} ... {layers[-1].name}" if layers else "none"
+
+
 def resolve_start(layers: Sequence[LayerInfo], at: int | str) -> int:
     """Index of the first layer at or after ``at`` (an index, layer name or group)."""
     if isinstance(at, bool) or not isinstance(at, (int, str)):
@@ -115,7 +119,9 @@ def resolve_start(layers: Sequence[LayerInfo], at: int | str) -> int:
     if isinstance(at, int):
         if not -len(layers) <= at <= len(layers):
             raise ConfigError(
-                f"fine_tune_at={at} is out of range: this backbone has {len(layers)} layers (0..{len(layers)})."
+                f"fine_tune_at={at} is out of range: this backbone has {len(layers)} layers (0..{len(layers)}, "
+                f"or -{len(layers)}..-1 from the end). Give an index in that range, a layer name or one of the groups: "
+                f"{', '.join(_group_order(layers))}."
             )
         return at % len(layers) if at < 0 else at
     for index, layer in enumerate(layers):
@@ -124,7 +130,7 @@ def resolve_start(layers: Sequence[LayerInfo], at: int | str) -> int:
     names = [layer.name for layer in layers] + _group_order(layers)
     raise ConfigError(
         f"fine_tune_at={at!r} names no layer or group of this backbone.{did_you_mean(at, names)}"
-        f" Groups: {', '.join(_group_order(layers))}."
+        f" Groups: {', '.join(_group_order(layers))}; layers: {_span(layers)} (or an index 0..{len(layers)})."
     )
 
 

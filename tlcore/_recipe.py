@@ -408,10 +408,18 @@ def parse_recipe(document: Mapping[str, Any], *, source: str | None = None) -> R
 def load_recipe(path: str | Path) -> Recipe:
     """Read and validate a recipe TOML file."""
     file = Path(path)
+    if file.is_dir():
+        tomls = sorted(child.name for child in file.glob("*.toml"))[:5]
+        inside = f" It holds {', '.join(tomls)}." if tomls else ""
+        raise RecipeError(f"recipe file {str(file)!r} is a directory; expected a .toml recipe file.{inside}")
     if not file.is_file():
         raise RecipeError(f"recipe file {str(file)!r} does not exist.")
     try:
         document = tomllib.loads(file.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise RecipeError(f"recipe file {str(file)!r} is not valid TOML: {exc}.") from None
+    except UnicodeDecodeError as exc:
+        raise RecipeError(f"recipe file {str(file)!r} is not UTF-8 text ({exc.reason} at byte {exc.start}).") from None
+    except OSError as exc:
+        raise RecipeError(f"recipe file {str(file)!r} cannot be read ({exc.strerror or exc}).") from None
     return parse_recipe(document, source=str(file))

@@ -62,6 +62,74 @@ def _image_size(recipe: Recipe, spec: BackboneSpec) -> tuple[int, int]:
     return (size, size)
 
 
+MAX_IMAGE_SIZE = 4096
+"""The largest side, in pixels, that ``data.image_size`` may ask for."""
+
+ACTIVATION_FACTOR = 8
+"""A floor on a step's memory, in multiples of its float32 input batch.
+
+Measured on torch (CPU, 160 px, batch 16): an inference batch took 11x
+(resnet18) to 29x (efficientnet_lite0) its input, a training step 79x
+(resnet18) to 204x (resnet50). Eight times the input is less than any of
+them, so the check below refuses only what certainly cannot fit.
+"""
+
+
+def available_memory_bytes() -> int | None:
+    """The memory this process can still take: ``MemAvailable``, capped by a cgroup limit; None when unknown."""
+    import os
+
+    found: list[int] = []
+    try:
+        with open("/proc/meminfo", encoding="ascii") as info:
+            found += [int(line.split()[1]) * 1024 for line in info if line.startswith("MemAvailable:")]
+    except (OSError, ValueError, IndexError):
+        pass
+    if not found:
+        try:
+            found.append(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+        except (ValueError, OSError, AttributeError):
+            pass
+    try:
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        if limit != "max":
+            found.append(int(limit) - int(Path("/sys/fs/cgroup/memory.current").read_text()))
+    except (OSError, ValueError):
+        pass
+    return max(0, min(found)) if found else None
+
+
+def _gigabytes(count: float) -> str:
+    return f"{count / 1e12:.1f} TB" if count >= 1e12 else f"{count / 1e9:.1f} GB"
+
+
+def _check_image_size(recipe: Recipe, spec: BackboneSpec, size: tuple[int, int]) -> None:
+    """Refuse an image size no machine or no memory here can train, before anything is built or cached.
+
+    The estimate is the float32 batch times :data:`ACTIVATION_FACTOR`, against
+    this machine's available memory: a floor, so that what it refuses would
+    certainly fail (most often as an allocation error deep in a framework).
+    """
+    batch, channels = recipe.data.batch_size, spec.input.channels
+    estimate = batch * size[0] * size[1] * channels * 4 * ACTIVATION_FACTOR
+    available = available_memory_bytes()
+    sums = (
+        f"one batch needs at least {_gigabytes(estimate)} (data.batch_size={batch} x {size[0]} x {size[1]} "
+        f"x {channels} channels x 4 bytes x {ACTIVATION_FACTOR} for activations)"
+    )
+    here = "" if available is None else f", and this machine has {_gigabytes(available)} available"
+    if max(size) > MAX_IMAGE_SIZE:
+        raise ConfigError(
+            f"data.image_size={max(size)} is too large: tlcore allows {spec.input.min_size}..{MAX_IMAGE_SIZE} pixels "
+            f"for {spec.name} (its default is {spec.input.size[0]}); {sums}{here}. Use a smaller data.image_size."
+        )
+    if available is not None and estimate > available:
+        raise ConfigError(
+            f"data.image_size={max(size)} does not fit in memory: {sums}, more than the {_gigabytes(available)} "
+            "this machine has available. Lower data.image_size or data.batch_size."
+        )
+
+
 def _pipelines(recipe: Recipe, spec: BackboneSpec, size: tuple[int, int]) -> tuple[Any, Any]:
     """The training pipeline (with the recipe's augmentation) and the plain one (evaluation, caching)."""
     from tlcore.data import Augmentation, ImagePipeline, RandomResizedCrop
@@ -138,13 +206,59 @@ def run_recipe(
     out: str | Path | None = None,
     progress: bool = True,
     save_model: bool = True,
+    overwrite: bool = False,
+    resume: str = "auto",
 ) -> RunResult:
-    """Run every phase of ``recipe`` on ``backend``; write ``result.json`` and plots to ``out``."""
-    from tlcore.data import Batches, make_splits
-    from tlcore.plugins import load_plugins
+    """Run every phase of ``recipe`` on ``backend``; write ``result.json``, the model and plots to ``out``.
+
+    ``out`` is locked while the run writes, and gets the run's files only when
+    it has finished; a finished run there is replaced only with ``overwrite``.
+    At the end of every epoch a resumable state is written under
+    ``out/.partial/``; ``resume`` says what to do with one found there:
+    ``"auto"`` continues it when it is of the same recipe, weights, data and
+    versions (and refuses one that is not), ``"require"`` fails when there is
+    none, ``"restart"`` discards it.
+    """
+    from tlcore._runfolder import RunFolder
 
     if backend is not None:
         recipe = replace(recipe, backend=backend)
+    if out is None:
+        return _run(recipe, None, progress=progress, save_model=save_model)
+    with RunFolder(out, overwrite=overwrite, resume=resume) as folder:
+        return _run(recipe, folder, progress=progress, save_model=save_model)
+
+
+def _fingerprint(recipe: Recipe, native: Backend, model: Model, splits: Any) -> str:
+    """What a resumable state must match: recipe, backend and versions, weights, data; ``part=digest;...``."""
+    import hashlib
+
+    from tlcore.data import LazyImages
+
+    def digest(*values: object) -> str:
+        return hashlib.sha256(repr(values).encode()).hexdigest()[:16]
+
+    data: list[object] = []
+    for split in (splits.train, splits.validation, splits.test):
+        if split is not None:
+            # Labels, and for photos which files: in-memory datasets are named and split by the recipe's seed.
+            images = split.images
+            listing = [images.describe(i) for i in range(len(images))] if isinstance(images, LazyImages) else None
+            data.append((split.name, split.labels.tolist(), listing))
+    parts = {
+        "recipe": digest(replace(recipe, source=None)),
+        "backend": digest(native.name, native.versions(), _version("tlcore")),
+        "weights": digest(model.weights_sha256),
+        "data": digest(data),
+    }
+    return ";".join(f"{key}={value}" for key, value in parts.items())
+
+
+def _run(recipe: Recipe, folder: Any, *, progress: bool, save_model: bool) -> RunResult:
+    """The run itself; ``folder`` is the held :class:`~tlcore._runfolder.RunFolder`, or None (write nothing)."""
+    from tlcore.data import Batches, make_splits
+    from tlcore.plugins import load_plugins
+
     started = time.perf_counter()
     registry = load_plugins()
     native = get_backend(recipe.backend)
@@ -152,6 +266,7 @@ def run_recipe(
     if recipe.backbone.bn_momentum is not None:
         spec = replace(spec, bn_momentum=recipe.backbone.bn_momentum)
     size = _image_size(recipe, spec)
+    _check_image_size(recipe, spec, size)
     train_pipeline, plain_pipeline = _pipelines(recipe, spec, size)
     source = _cached(open_dataset(recipe.data.dataset, **dict(recipe.data.options)), recipe, plain_pipeline)
     splits = make_splits(
@@ -180,10 +295,14 @@ def run_recipe(
         device=recipe.device,
         mixed_precision=recipe.mixed_precision,
         progress=progress,
-        checkpoint_dir=str(Path(out) / "checkpoints") if out is not None else None,
+        checkpoint_dir=None if folder is None else str(folder.checkpoints),
+        state_dir=None if folder is None else str(folder.state_dir),
+        resume=folder is not None and folder.resume != "restart",
+        fingerprint=_fingerprint(recipe, native, model, splits),
     )
     trainer = native.make_trainer(model, options)
     history = trainer.fit(train, recipe.phases, validation=validation)
+    resumed = trainer.resumed_from
     evaluation = trainer.evaluate(test)
     trained_images = sum(len(p.epochs) * train.num_examples for p in history.phases)
     record: dict[str, Any] = {
@@ -222,28 +341,43 @@ def run_recipe(
             **native.versions(),
         },
         "platform": {"machine": platform.machine(), "system": platform.system(), "argv": sys.argv},
+        "resumed_from": None
+        if resumed is None
+        else {"phase": recipe.phases[resumed.phase].name, "epochs_done": resumed.epochs_done},
     }
     result = RunResult(model=model, history=history, test=evaluation, record=record)
-    if out is not None:
-        result.out = write_run(result, out, save_model=save_model)
+    if folder is not None:
+        written = write_run(result, folder.partial, save_model=save_model, final=folder.out)
+        folder.finish(written)
+        result.out = folder.out
     return result
 
 
-def write_run(result: RunResult, out: str | Path, *, save_model: bool = True) -> Path:
-    """Write ``result.json``, ``curves.png`` and (optionally) ``model.safetensors`` under ``out``."""
+def write_run(
+    result: RunResult, out: str | Path, *, save_model: bool = True, final: str | Path | None = None
+) -> list[Path]:
+    """Write ``result.json``, ``curves.png`` and (optionally) ``model.safetensors`` under ``out``; return them.
+
+    ``final`` is where the files will be moved (the paths recorded in ``result.json``), if not ``out``.
+    """
     from tlcore._io import write_json
     from tlcore._plot import plot_history
 
     directory = Path(out)
+    moved_to = Path(final) if final is not None else directory
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise TLCoreError(f"cannot create output folder {str(directory)!r}: {exc}") from None
+    written = []
     if save_model:
-        result.record["model_file"] = str(result.model.save(directory / "model.safetensors"))
+        written.append(result.model.save(directory / "model.safetensors"))
+        result.record["model_file"] = str(moved_to / "model.safetensors")
     plot = plot_history(
         result.history, directory / "curves.png", title=f"{result.record['recipe']} on {result.record['backend']}"
     )
-    result.record["plot"] = str(plot) if plot else None
-    write_json(directory / "result.json", result.record)
-    return directory
+    if plot:
+        written.append(Path(plot))
+    result.record["plot"] = str(moved_to / "curves.png") if plot else None
+    written.append(write_json(directory / "result.json", result.record))
+    return written

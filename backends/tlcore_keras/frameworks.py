@@ -137,6 +137,27 @@ def seed(value: int) -> None:
         torch.manual_seed(value)
 
 
+def generator_state() -> np.ndarray | None:
+    """The framework's global random generator, where Keras draws from it: on torch, unseeded dropout does.
+
+    Keras's JAX and TensorFlow backends draw every random number from seed
+    generator variables, which are part of the model's variables.
+    """
+    if framework() != "torch":
+        return None
+    import torch
+
+    return np.asarray(torch.get_rng_state().numpy()).copy()
+
+
+def set_generator_state(state: np.ndarray | None) -> None:
+    """Put back what :func:`generator_state` returned."""
+    if state is not None and framework() == "torch":
+        import torch
+
+        torch.set_rng_state(torch.from_numpy(np.ascontiguousarray(state, dtype=np.uint8)))
+
+
 def sync_state(model: Any) -> None:
     """Write the functional training state Keras's JAX trainer holds back into ``model``'s variables.
 

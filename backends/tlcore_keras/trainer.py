@@ -14,12 +14,14 @@ learning-rate schedule is the core's table (:class:`PhaseSchedule`).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, SupportsFloat
 
 import keras
 import numpy as np
 
-from tlcore import TLCoreError
+from tlcore import CheckpointError, TLCoreError
+from tlcore.io import atomic_path
 from tlcore.training import LearningRateScales, Phase, Trainer, TrainerOptions, learning_rate_table
 from tlcore_keras import frameworks
 from tlcore_keras.frameworks import sync_state
@@ -253,3 +255,54 @@ class KerasTrainer(Trainer):
         self.jax_steps = None
         self.target = None
         self.optimizer = None
+
+    state_suffix = ".npz"
+
+    def _save_training_state(self, path: Path, snapshot: Any) -> None:
+        # Every variable of the model (weights, BatchNorm statistics, the dropout layers' seed generator states)
+        # and of the optimizer (iterations, which position the schedule too; moments; step counts).
+        self._sync()
+        sync_state(self.net)
+        arrays = {f"model/{i}": to_numpy(v) for i, v in enumerate(self.net.variables)}
+        if self.optimizer is not None and self.optimizer.built:
+            arrays.update({f"optimizer/{i}": to_numpy(v) for i, v in enumerate(self.optimizer.variables)})
+        generator = frameworks.generator_state()
+        if generator is not None:
+            arrays["generator"] = generator
+        if snapshot is not None:
+            variables, values = snapshot
+            arrays["snapshot_head_only"] = np.array(len(variables) != len(self.net.variables))
+            arrays.update({f"snapshot/{i}": value for i, value in enumerate(values)})
+        with atomic_path(path) as temporary, open(temporary, "wb") as stream:
+            np.savez(stream, **arrays)  # type: ignore[arg-type]
+
+    @staticmethod
+    def _assign(variables: list[Any], arrays: Mapping[str, np.ndarray], prefix: str, path: Path) -> None:
+        values = [arrays[f"{prefix}/{i}"] for i in range(sum(key.startswith(f"{prefix}/") for key in arrays))]
+        if len(values) != len(variables):
+            raise CheckpointError(
+                f"cannot resume from {path}: it holds {len(values)} {prefix} variables, this run has "
+                f"{len(variables)}. Start over with --restart."
+            )
+        for variable, value in zip(variables, values, strict=True):
+            variable.assign(value)
+
+    def _load_training_state(self, path: Path, has_snapshot: bool) -> Any:
+        try:
+            with np.load(path) as stored:
+                arrays = {key: stored[key] for key in stored.files}
+        except (OSError, ValueError) as error:
+            raise CheckpointError(f"cannot resume from {path}: {error}. Start over with --restart.") from None
+        self._sync()
+        self._assign(list(self.net.variables), arrays, "model", path)
+        if self.optimizer is not None and self.target is not None:
+            if not self.optimizer.built:
+                self.optimizer.build(self.target.trainable_variables)
+            self._assign(list(self.optimizer.variables), arrays, "optimizer", path)
+        frameworks.set_generator_state(arrays.get("generator"))
+        if not has_snapshot:
+            return None
+        head_only = bool(arrays["snapshot_head_only"])
+        variables = list(self.net.head.variables if head_only else self.net.variables)
+        values = [arrays[f"snapshot/{i}"] for i in range(len(variables))]
+        return variables, values

@@ -4,9 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from tlcore.plugins import BackendInfo, BuilderInfo, hookimpl
+from tlcore.plugins import BackendInfo, BuilderInfo, ImportConflict, hookimpl
 
 BACKEND = "torch"
+
+AFTER_TENSORFLOW = ImportConflict(
+    "tensorflow",
+    reason="torch's compiler stack (torch._dynamo and triton's native library, which importing torchvision or "
+    "using torch.optim loads) crashes the process with a segmentation fault when it is loaded after TensorFlow "
+    "(measured with tensorflow 2.21.0, torch 2.14.1, torchvision 0.29.1; importing torch alone first is not enough)",
+    unless_loaded=("torch._dynamo", "triton"),
+)
+"""Importing tensorflow, then torchvision or a torch optimizer, is a segmentation fault; torch._dynamo first is safe."""
 
 BUILDERS: dict[str, str] = {
     "efficientnet_lite0": "tlcore_torch.efficientnet_lite:build_efficientnet_lite0",
@@ -30,6 +39,7 @@ def tlcore_register_backends(register: Callable[[BackendInfo], None]) -> None:
             requires=("torch", "torchvision"),
             description="PyTorch + torchvision, CUDA when available",
             install_hint="pip install 'tlcore[torch]'",
+            conflicts=(AFTER_TENSORFLOW,),
         )
     )
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, SupportsFloat
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from tlcore import TLCoreError
+from tlcore import CheckpointError, TLCoreError
+from tlcore.io import atomic_path
 from tlcore.training import LearningRateScales, Phase, Trainer, TrainerOptions, learning_rate_table
 from tlcore_torch.model import TorchModel
 
@@ -163,3 +165,39 @@ class TorchTrainer(Trainer):
     def _end_phase(self) -> None:
         self.optimizer = None
         self.schedule = None
+
+    state_suffix = ".pt"
+
+    def _save_training_state(self, path: Path, snapshot: Any) -> None:
+        state: dict[str, Any] = {
+            "model": self.net.state_dict(),
+            "rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        }
+        if self.optimizer is not None:
+            state["optimizer"] = self.optimizer.state_dict()
+            state["scaler"] = self.scaler.state_dict()
+        if self.schedule is not None:
+            state["schedule"] = self.schedule.state_dict()
+        if snapshot is not None:
+            state["snapshot_head_only"], state["snapshot"] = snapshot
+        with atomic_path(path) as temporary:
+            torch.save(state, temporary)
+
+    def _load_training_state(self, path: Path, has_snapshot: bool) -> Any:
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+            self.net.load_state_dict(state["model"])
+            if self.optimizer is not None:
+                self.optimizer.load_state_dict(state["optimizer"])
+                self.scaler.load_state_dict(state["scaler"])
+            if self.schedule is not None:
+                self.schedule.load_state_dict(state["schedule"])
+        except (OSError, RuntimeError, KeyError, ValueError) as error:
+            raise CheckpointError(f"cannot resume from {path}: {error}. Start over with --restart.") from None
+        torch.set_rng_state(state["rng"])
+        if state["cuda_rng"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
+        if not has_snapshot:
+            return None
+        return bool(state["snapshot_head_only"]), state["snapshot"]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import pickle
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from urllib.parse import urlparse
@@ -61,6 +63,13 @@ def read_state_dict(path: str | os.PathLike[str], *, architecture: str | None = 
         raise WeightsError(f"reading {str(path)!r} needs safetensors: pip install safetensors ({exc})") from exc
     except WeightsError:
         raise
+    except pickle.UnpicklingError as exc:  # torch.load(weights_only=True) refused the pickle, or it is no pickle
+        if re.search(r"Unsupported global|GLOBAL ", str(exc)):  # something other than tensors
+            raise _not_only_tensors(path, exc) from None  # not chained: torch's text advises unsafe loading
+        raise WeightsError(
+            f"cannot read weights from {str(path)!r}: it is not a torch checkpoint (damaged, or another kind of "
+            "file). Expected a state dict of tensors (torch.save(model.state_dict(), path)) or a .safetensors file."
+        ) from None
     except Exception as exc:  # torch.load raises pickle, zip and runtime errors alike
         raise WeightsError(
             f"cannot read weights from {str(path)!r}: {type(exc).__name__}: {exc}. Expected a state dict of tensors "
@@ -78,6 +87,19 @@ def read_state_dict(path: str | os.PathLike[str], *, architecture: str | None = 
             "Save model.state_dict(), not the model object."
         )
     return {str(k): v for k, v in loaded.items()}
+
+
+def _not_only_tensors(path: Path, exc: Exception) -> WeightsError:
+    """The refusal of a pickle holding more than tensors; never torch's advice to load it unsafely."""
+    found = re.search(r"GLOBAL ([\w.]+)", str(exc))
+    what = f" (it refers to {found.group(1)})" if found else ""
+    return WeightsError(
+        f"weights file {str(path)!r} holds Python objects other than tensors{what}, and tlcore loads only tensors "
+        "from a .pth or .pt file: unpickling other objects can run any code, so it is refused. If you trust the "
+        "file, convert it to safetensors in a trusted environment (there, load the model with the code that made "
+        "it and write safetensors.torch.save_file(model.state_dict(), 'weights.safetensors')), then pass the "
+        ".safetensors file."
+    )
 
 
 def load_layers_state(

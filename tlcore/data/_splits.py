@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -99,6 +100,9 @@ def make_splits(
     split is contained in a larger one. Each split keeps the source's order.
     ``test_per_class`` keeps at most that many test examples of each class,
     drawn with their own seeded generator (``None``: the whole test split).
+    A source with fewer than two classes is a :class:`DataError`; a validation
+    or test split without any example of a class the training split has gets
+    a ``RuntimeWarning`` naming those classes.
     """
     _check_options(seed, labels_per_class, validation_per_class, test_fraction)
     if test_per_class is not None and (
@@ -108,6 +112,12 @@ def make_splits(
     rng = np.random.default_rng(int(seed))
     data = source.train
     name = data.name
+    if data.num_classes < 2:
+        raise DataError(
+            f"dataset {name!r} has {data.num_classes} class{'' if data.num_classes == 1 else 'es'} "
+            f"({_names(data.class_names)}); a classifier needs at least 2, each with examples "
+            "(for an image folder: one subfolder per class)."
+        )
     if source.test is not None:
         test = source.test
         pools = [rng.permutation(np.flatnonzero(data.labels == label)) for label in range(data.num_classes)]
@@ -140,7 +150,29 @@ def make_splits(
         validation = data.subset(np.sort(np.concatenate(validation_parts)), name=f"{name}/validation")
     if test_per_class is not None:
         test = _cap_per_class(test, int(test_per_class), seed)
+    for split in (validation, test):
+        if split is not None:
+            _warn_missing_classes(split, train)
     return Splits(train=train, validation=validation, test=test)
+
+
+def _names(class_names: tuple[str, ...], limit: int = 10) -> str:
+    shown = ", ".join(repr(n) for n in class_names[:limit])
+    more = f" and {len(class_names) - limit} more" if len(class_names) > limit else ""
+    return (shown + more) or "none"
+
+
+def _warn_missing_classes(split: Dataset, train: Dataset) -> None:
+    """Warn when ``split`` has no example of a class that ``train`` has: its accuracy says nothing about them."""
+    missing = (train.class_counts() > 0) & (split.class_counts() == 0)
+    if missing.any():
+        names = tuple(name for name, absent in zip(train.class_names, missing, strict=True) if absent)
+        warnings.warn(
+            f"split {split.name!r} has no example of {len(names)} of the {train.num_classes} classes that training "
+            f"has: {_names(names)}; its accuracy says nothing about them.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
 
 
 def _cap_per_class(test: Dataset, cap: int, seed: int) -> Dataset:

@@ -6,11 +6,23 @@ entry-point group::
 
     [project.entry-points.tlcore]
     my_plugin = "my_package.plugin"
+
+A name is registered once: a second registration of it (by any plugin, of
+any kind) is refused and reported, naming both plugins. A plugin that
+implements an unknown hook is reported by name and not loaded.
 """
 
 from tlcore._specs import BackboneSpec
 from tlcore.plugins._hookspecs import hookimpl, hookspec
-from tlcore.plugins._infos import BackendInfo, BuilderInfo, CommandInfo, DatasetInfo, FreezePolicyInfo, HeadInfo
+from tlcore.plugins._infos import (
+    BackendInfo,
+    BuilderInfo,
+    CommandInfo,
+    DatasetInfo,
+    FreezePolicyInfo,
+    HeadInfo,
+    ImportConflict,
+)
 from tlcore.plugins._manager import (
     ALLOW_LIST_VARIABLE,
     ENTRY_POINT_GROUP,
@@ -34,6 +46,7 @@ __all__ = [
     "DatasetInfo",
     "FreezePolicyInfo",
     "HeadInfo",
+    "ImportConflict",
     "PluginFailure",
     "Registered",
     "Registry",

@@ -2,6 +2,23 @@
 
 The host passes a ``register`` callback; an implementation calls it once per
 thing it provides and returns nothing. Hooks are always called by keyword.
+
+Names are unique, and never replaced. Within each kind (backends, backbones,
+builders, heads, freeze policies, datasets, commands; a builder's name is its
+``(backbone, backend)`` pair) the first registration of a name stays and a
+later one is refused: a :class:`~tlcore.PluginError` naming the name and both
+plugins, recorded in ``Registry.failures`` and warned about, while that
+plugin's other registrations still count. There is no override flag, on
+purpose: a recipe and its ``result.json`` name policies, heads and backbones,
+and a name must mean the same thing whichever plugins are installed (a
+plugin's ``frozen`` that trained every layer would be recorded as
+``frozen``). A plugin that wants other behaviour registers it under a new
+name. The core's built-in plugin registers first, so its names always stay;
+``tryfirst``/``trylast`` do not change the order, and wrappers are refused.
+
+A plugin implementing a hook that is not specified here (a misspelt
+``tlcore_register_freez_policies``) is reported by name and not loaded at
+all; the other plugins keep working.
 """
 
 from __future__ import annotations

@@ -2,9 +2,32 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from dataclasses import dataclass
 from typing import Any
+
+
+@dataclass(frozen=True)
+class ImportConflict:
+    """A module which, imported before a backend's framework, makes that backend crash the process.
+
+    While ``module`` is in ``sys.modules`` and none of ``unless_loaded`` is,
+    :func:`tlcore.get_backend` refuses the backend with a
+    :class:`tlcore.BackendConflictError` instead of letting it load and
+    crash. ``unless_loaded`` names the backend's own modules that make it
+    safe once they are loaded (loaded before ``module``, or the process
+    would not be alive); the first is the one the error tells the user to
+    import first. ``reason`` says what crashes, for the error message.
+    Only ``sys.modules`` is read: nothing is imported to find out.
+    """
+
+    module: str
+    reason: str
+    unless_loaded: tuple[str, ...] = ()
+
+    def applies(self, loaded: Container[str]) -> bool:
+        """Whether loading the backend now would crash, given the names of the ``loaded`` modules."""
+        return self.module in loaded and not any(name in loaded for name in self.unless_loaded)
 
 
 @dataclass(frozen=True)
@@ -12,7 +35,9 @@ class BackendInfo:
     """A backend: its name, the modules it needs, and where its class lives.
 
     ``loader`` is ``"module:Class"``; it is imported only when the backend is
-    first used, so registering a backend imports no framework.
+    first used, so registering a backend imports no framework. ``conflicts``
+    lists the modules that, already imported, make loading this backend crash
+    the process (see :class:`ImportConflict`).
     """
 
     name: str
@@ -20,6 +45,7 @@ class BackendInfo:
     requires: tuple[str, ...] = ()
     description: str = ""
     install_hint: str = ""
+    conflicts: tuple[ImportConflict, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -3,8 +3,17 @@
 Plugins come from the ``tlcore`` entry-point group (the built-in backends
 too) plus the core's own built-in plugin. Loading is idempotent; the
 ``TLCORE_LOAD_PLUGINS`` variable (comma-separated entry-point names)
-restricts which entry points load; a plugin that fails to import is reported
-by name and the others keep working.
+restricts which entry points load. A plugin that fails to import, or that
+implements an unknown hook (a misspelt ``tlcore_register_...``), is reported
+by name (a warning, and :attr:`Registry.failures`, which ``tlcore plugins``
+shows), is not loaded, and the others keep working.
+
+Names are never replaced: of two registrations of one name (of any kind),
+the first stays and the second is reported as a failure naming both plugins.
+"First" does not depend on pluggy's ``tryfirst``/``trylast`` nor on the order
+in which packages were installed: the core's built-in plugin comes first,
+then the entry points of tlcore's own distribution, then the other entry
+points by name, then plugins registered in-process, in the order registered.
 """
 
 from __future__ import annotations
@@ -28,6 +37,7 @@ from tlcore._errors import (
     UnknownFreezePolicyError,
     UnknownHeadError,
     UnknownNameError,
+    did_you_mean,
 )
 from tlcore._specs import BackboneSpec
 from tlcore.plugins import _hookspecs
@@ -35,6 +45,8 @@ from tlcore.plugins._infos import BackendInfo, BuilderInfo, CommandInfo, Dataset
 
 ENTRY_POINT_GROUP = "tlcore"
 ALLOW_LIST_VARIABLE = "TLCORE_LOAD_PLUGINS"
+BUILTIN_PLUGIN = "tlcore.builtin"
+PROJECT_DISTRIBUTION = "tlcore"
 
 T = TypeVar("T")
 
@@ -49,7 +61,7 @@ class Registered(Generic[T]):
 
 @dataclass(frozen=True)
 class PluginFailure:
-    """A plugin that could not be loaded, and why."""
+    """A plugin that could not be loaded (an import error, an unknown hook), or a registration refused, and why."""
 
     plugin: str
     error: str
@@ -141,33 +153,78 @@ def _allow_list() -> set[str] | None:
     return {part.strip() for part in raw.split(",") if part.strip()}
 
 
+def _distribution(entry_point: importlib.metadata.EntryPoint) -> str:
+    dist = getattr(entry_point, "dist", None)
+    return str(dist.name) if dist is not None else ""
+
+
+def _load_order(entry_point: importlib.metadata.EntryPoint) -> tuple[int, str]:
+    """tlcore's own entry points (the built-in backends) first, then the others by name."""
+    return (0 if _distribution(entry_point) == PROJECT_DISTRIBUTION else 1, entry_point.name)
+
+
+def _hook_names() -> list[str]:
+    return sorted(name for name in vars(_hookspecs) if name.startswith("tlcore_register_"))
+
+
+def _unknown_hooks_error(manager: pluggy.PluginManager, plugin: object) -> str | None:
+    """What is wrong if ``plugin`` (registered) implements hooks tlcore does not have; None if nothing is."""
+    unknown = sorted(
+        caller.name
+        for caller in manager.get_hookcallers(plugin) or []
+        if not caller.has_spec() and any(i.plugin is plugin and not i.optionalhook for i in caller.get_hookimpls())
+    )
+    if not unknown:
+        return None
+    known = _hook_names()
+    problems = "; ".join(f"{name!r} is not a tlcore hook.{did_you_mean(name, known)}" for name in unknown)
+    return (
+        f"unknown hook: {problems} The plugin is not loaded (none of its hooks count); fix the hook's name. "
+        f"tlcore's hooks: {', '.join(known)}."
+    )
+
+
+def _register_checked(manager: pluggy.PluginManager, plugin: object, name: str) -> None:
+    """Register ``plugin`` as ``name``; unregister it and raise PluginError if it implements an unknown hook."""
+    manager.register(plugin, name=name)
+    problem = _unknown_hooks_error(manager, plugin)
+    if problem is not None:
+        manager.unregister(plugin, name=name)
+        raise PluginError(problem)
+
+
 def _new_manager() -> tuple[pluggy.PluginManager, list[PluginFailure]]:
     manager = pluggy.PluginManager(_hookspecs.PROJECT)
     manager.add_hookspecs(_hookspecs)
     from tlcore import _builtin
 
-    manager.register(_builtin, name="tlcore.builtin")
+    manager.register(_builtin, name=BUILTIN_PLUGIN)
     failures: list[PluginFailure] = []
+    loaded: dict[str, str] = {BUILTIN_PLUGIN: _builtin.__name__}
     allowed = _allow_list()
-    for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+    entry_points = sorted(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP), key=_load_order)
+    for entry_point in entry_points:
         if allowed is not None and entry_point.name not in allowed:
             continue
-        if manager.has_plugin(entry_point.name):
-            continue
         try:
-            plugin = entry_point.load()
-            manager.register(plugin, name=entry_point.name)
+            if entry_point.name in loaded:
+                if loaded[entry_point.name] == entry_point.value:
+                    continue  # the same plugin listed twice
+                raise PluginError(
+                    f"its entry-point name is that of plugin {entry_point.name!r} ({loaded[entry_point.name]}), "
+                    "which is loaded already; this one is not loaded. Publish it under an entry-point name of "
+                    "its own."
+                )
+            _register_checked(manager, entry_point.load(), entry_point.name)
+            loaded[entry_point.name] = entry_point.value
         except Exception as exc:  # a broken plugin must not take the others down
-            failures.append(PluginFailure(entry_point.name, f"{type(exc).__name__}: {exc}"))
+            error = str(exc) if isinstance(exc, PluginError) else f"{type(exc).__name__}: {exc}"
+            failures.append(PluginFailure(entry_point.name, error))
             warnings.warn(
-                f"tlcore plugin {entry_point.name!r} ({entry_point.value}) failed to load: {exc}",
+                f"tlcore plugin {entry_point.name!r} ({entry_point.value}) failed to load: {error}",
                 RuntimeWarning,
                 stacklevel=3,
             )
-    try:
-        manager.check_pending()
-    except pluggy.PluginValidationError as exc:
-        raise PluginError(f"a tlcore plugin implements an unknown hook: {exc}") from None
     return manager, failures
 
 
@@ -180,13 +237,17 @@ def get_plugin_manager() -> pluggy.PluginManager:
 
 
 def register_plugin(plugin: object, name: str | None = None) -> None:
-    """Register a plugin object (module or instance) in this process, then refresh."""
+    """Register a plugin object (module or instance) in this process, then refresh.
+
+    Raises PluginError (and registers nothing) if the name is taken or the
+    plugin implements a hook tlcore does not have.
+    """
     manager = get_plugin_manager()
+    plugin_name = name or manager.get_canonical_name(plugin)
     try:
-        manager.register(plugin, name=name)
-        manager.check_pending()
-    except (ValueError, pluggy.PluginValidationError) as exc:
-        raise PluginError(f"cannot register plugin {name or plugin!r}: {exc}") from None
+        _register_checked(manager, plugin, plugin_name)
+    except (ValueError, pluggy.PluginValidationError, PluginError) as exc:
+        raise PluginError(f"cannot register plugin {plugin_name!r}: {exc}") from None
     with _State.lock:
         _State.registry = None
 
@@ -202,12 +263,25 @@ def reset_plugins() -> None:
 def _collect(
     manager: pluggy.PluginManager, hook_name: str, sink: Callable[[Any, str], None], failures: list[PluginFailure]
 ) -> None:
-    """Call each plugin's implementation of ``hook_name``; a failing plugin is reported, the rest go on."""
+    """Call each plugin's implementation of ``hook_name``; a failing plugin is reported, the rest go on.
+
+    Plugins are called in the order they were registered, whatever their
+    ``tryfirst``/``trylast``, so that the first registration of a name is
+    always the same plugin's.
+    """
+    rank = {name: index for index, (name, _) in enumerate(manager.list_name_plugin())}
     hook = getattr(manager.hook, hook_name)
-    for impl in hook.get_hookimpls():
+    for impl in sorted(hook.get_hookimpls(), key=lambda impl: rank.get(impl.plugin_name, len(rank))):
+        if impl.hookwrapper or impl.wrapper:
+            wrapper = PluginError(
+                "a registration hook must be a plain function (hookwrapper=True and wrapper=True are not "
+                "supported); nothing it registers counts."
+            )
+            _report(failures, impl.plugin_name, hook_name, wrapper)
+            continue
         accepted: list[Any] = []
         try:
-            impl.function(register=accepted.append)
+            impl.function(**{"register": accepted.append} if "register" in impl.argnames else {})
         except Exception as exc:  # a broken plugin must not take the others down
             _report(failures, impl.plugin_name, hook_name, exc)
             continue
@@ -242,7 +316,7 @@ def load_plugins() -> Registry:
     registry.failures = list(_State.failures)
 
     def adder(
-        kind: type, hook: str, table: dict[Any, Registered[Any]], key: Callable[[Any], Any]
+        kind: type, hook: str, table: dict[Any, Registered[Any]], key: Callable[[Any], Any], what: Callable[[Any], str]
     ) -> Callable[..., None]:
         def add(item: object, plugin: str) -> None:
             _expect(kind, item, plugin, hook)
@@ -250,24 +324,37 @@ def load_plugins() -> Registry:
             if name in table:  # never a silent replacement: the first registration stays
                 first = table[name].plugin
                 raise PluginError(
-                    f"plugin {plugin!r} registered {kind.__name__} {name!r} in {hook}, which plugin {first!r} "
-                    f"registered already; the second registration is ignored. Rename one of them."
+                    f"plugin {plugin!r} registered {what(name)}, which plugin {first!r} registered already: "
+                    "the first registration stays and this one is ignored (tlcore never replaces a registered name, "
+                    "and has no override). Register yours under a name of its own."
                 )
             table[name] = Registered(item, plugin)
 
         return add
 
-    hooks: list[tuple[str, type, dict[Any, Registered[Any]], Callable[[Any], Any]]] = [
-        ("tlcore_register_backends", BackendInfo, registry.backends, lambda i: i.name),
-        ("tlcore_register_backbones", BackboneSpec, registry.backbones, lambda i: i.name),
-        ("tlcore_register_builders", BuilderInfo, registry.builders, lambda i: (i.backbone, i.backend)),
-        ("tlcore_register_heads", HeadInfo, registry.heads, lambda i: i.name),
-        ("tlcore_register_freeze_policies", FreezePolicyInfo, registry.freeze_policies, lambda i: i.name),
-        ("tlcore_register_datasets", DatasetInfo, registry.datasets, lambda i: i.name),
-        ("tlcore_register_commands", CommandInfo, registry.commands, lambda i: i.name),
+    hooks: list[tuple[str, type, dict[Any, Registered[Any]], Callable[[Any], Any], Callable[[Any], str]]] = [
+        ("tlcore_register_backends", BackendInfo, registry.backends, lambda i: i.name, lambda n: f"backend {n!r}"),
+        ("tlcore_register_backbones", BackboneSpec, registry.backbones, lambda i: i.name, lambda n: f"backbone {n!r}"),
+        (
+            "tlcore_register_builders",
+            BuilderInfo,
+            registry.builders,
+            lambda i: (i.backbone, i.backend),
+            lambda n: f"a builder of backbone {n[0]!r} for backend {n[1]!r}",
+        ),
+        ("tlcore_register_heads", HeadInfo, registry.heads, lambda i: i.name, lambda n: f"head {n!r}"),
+        (
+            "tlcore_register_freeze_policies",
+            FreezePolicyInfo,
+            registry.freeze_policies,
+            lambda i: i.name,
+            lambda n: f"freeze policy {n!r}",
+        ),
+        ("tlcore_register_datasets", DatasetInfo, registry.datasets, lambda i: i.name, lambda n: f"dataset {n!r}"),
+        ("tlcore_register_commands", CommandInfo, registry.commands, lambda i: i.name, lambda n: f"command {n!r}"),
     ]
-    for hook, kind, table, key in hooks:
-        _collect(manager, hook, adder(kind, hook, table, key), registry.failures)
+    for hook, kind, table, key, what in hooks:
+        _collect(manager, hook, adder(kind, hook, table, key, what), registry.failures)
     with _State.lock:
         _State.registry = registry
     return registry

@@ -112,7 +112,11 @@ class TrainerOptions:
     ``device`` is ``"auto"`` (a GPU when there is one), ``"cpu"`` or a
     framework device string; ``mixed_precision`` is used only on a GPU.
     ``checkpoint_dir``, when set, receives ``best.safetensors`` whenever the
-    monitored metric improves (written atomically).
+    monitored metric improves (written atomically). ``state_dir``, when set,
+    receives the resumable state at the end of every epoch; with ``resume``,
+    :meth:`~tlcore.training.Trainer.fit` continues from the state found there
+    if its ``fingerprint`` (what identifies the run: recipe, weights, data,
+    versions) matches, and refuses one that does not.
     """
 
     seed: int = 0
@@ -120,4 +124,7 @@ class TrainerOptions:
     mixed_precision: bool = False
     progress: bool = True
     checkpoint_dir: str | None = None
+    state_dir: str | None = None
+    resume: bool = False
+    fingerprint: str = ""
     eval_batch_size: int = 128

@@ -26,6 +26,7 @@ from tlcore._freeze import FreezePlan
 from tlcore.training._config import Phase, TrainerOptions
 from tlcore.training._history import EpochRecord, Evaluation, History, PhaseHistory, evaluate_logits
 from tlcore.training._rates import LearningRateScales, learning_rate_scales
+from tlcore.training._resume import ResumePoint, read_state, write_state
 
 __all__ = ["BatchSource", "Trainer"]
 
@@ -128,6 +129,7 @@ class Trainer(ABC):
         self.history = History()
         self._plan: FreezePlan | None = None
         self.lr_scales = LearningRateScales()
+        self.resumed_from: ResumePoint | None = None
 
     # -- steps each backend implements -------------------------------------------------
     @abstractmethod
@@ -181,7 +183,72 @@ class Trainer(ABC):
     def _end_phase(self) -> None:  # noqa: B027  (optional hook)
         """Release per-phase state (optimizer); override when needed."""
 
+    # -- resumable state (a backend that supports it overrides both) --------------------
+    state_suffix = ".state"
+
+    def _save_training_state(self, path: Path, snapshot: Any) -> None:
+        """Write everything the next epoch depends on to ``path`` atomically, with the framework's own serialization.
+
+        That is the model's tensors, the optimizer's state and schedule
+        position (when a phase is running), the framework's random generators,
+        and ``snapshot`` (from :meth:`_snapshot`, or None).
+        """
+        raise ConfigError(f"the {self.model.backend_name} backend cannot save a resumable training state.")
+
+    def _load_training_state(self, path: Path, has_snapshot: bool) -> Any:
+        """Put back what :meth:`_save_training_state` wrote (after ``_begin_phase`` when a phase is running).
+
+        Returns the snapshot it held, or None.
+        """
+        raise ConfigError(f"the {self.model.backend_name} backend cannot resume a training state.")
+
     # -- the shared loop ---------------------------------------------------------------
+    def check_phases(self, phases: Sequence[Phase]) -> None:
+        """Refuse, before any step, a phase whose freeze policy or learning-rate groups do not fit the model.
+
+        Each phase's policy is planned against the built backbone's layers for
+        every epoch it will use (gradual policies change with the epoch), and
+        its ``lr_multipliers`` are resolved against the backbone's groups, so
+        that a mistake in the last phase is reported before the first one
+        trains. A ``ConfigError`` names the phase as a recipe does
+        (``phases[1].freeze``), the bad value and what is allowed.
+        """
+        from tlcore._freeze import RegexPolicy
+
+        layers = self.model.layers()
+        names = {layer.name for layer in layers}
+        backbone = self.model.backbone
+        samples = (
+            ", ".join(repr(layers[i].name) for i in sorted({0, len(layers) // 2, len(layers) - 1}))
+            if layers
+            else "none"
+        )
+        for index, phase in enumerate(phases):
+            where = f"phases[{index}]"
+            about = f"(phase {phase.name!r}, backbone {backbone.name} with {len(layers)} layers)"
+            trainable: set[str] = set()
+            try:
+                for epoch in range(phase.epochs if phase.freeze.varies_by_epoch else 1):
+                    plan = phase.freeze.plan(layers, epoch)
+                    unknown = sorted(plan.trainable - names)
+                    if unknown:
+                        raise ConfigError(
+                            f"{phase.freeze.describe()} names layers this backbone lacks: {', '.join(unknown[:5])}."
+                            f" Its layer names look like {samples}; groups: {', '.join(backbone.groups)}."
+                        )
+                    trainable |= plan.trainable
+            except ConfigError as exc:
+                raise ConfigError(f"{where}.freeze {about}: {exc}") from None
+            if isinstance(phase.freeze, RegexPolicy) and not trainable:
+                raise ConfigError(
+                    f"{where}.freeze {about}: {phase.freeze.describe()} matches no layer; layer names look like "
+                    f'{samples}. Fix the pattern, or use freeze = "frozen" to train only the head.'
+                )
+            try:
+                learning_rate_scales(phase.name, phase.lr_multipliers, phase.layer_lr_decay, layers, backbone.groups)
+            except ConfigError as exc:
+                raise ConfigError(f"{where}.lr_multipliers (backbone {backbone.name}): {exc}") from None
+
     def fit(
         self,
         train: BatchSource,
@@ -193,10 +260,47 @@ class Trainer(ABC):
         """Run ``phases`` in order on ``train``; return the history of all of them."""
         if not phases:
             raise ConfigError("fit() needs at least one phase.")
+        self.check_phases(phases)
         with numpy_single_threaded():
-            for phase in phases:
-                self.history.phases.append(self._run_phase(phase, train, validation, on_epoch))
+            point = self._resume_point(len(phases))
+            self.resumed_from = point
+            start = 0
+            if point is not None:
+                if self.options.progress:
+                    print(
+                        f"resuming after epoch {point.epochs_done} of phase {phases[point.phase].name!r} "
+                        f"from {self.options.state_dir}",
+                        file=sys.stderr,
+                    )
+                self.history = History(phases=point.history.phases[: point.phase])
+                start = point.phase
+                if point.phase_finished:
+                    self.history.phases.append(point.history.phases[point.phase])
+                    self._load_training_state(self._state_file(point), has_snapshot=False)
+                    start += 1
+            for index in range(start, len(phases)):
+                resume = point if point is not None and index == point.phase and not point.phase_finished else None
+                self.history.phases.append(self._run_phase(phases[index], train, validation, on_epoch, index, resume))
         return self.history
+
+    def _state_file(self, point: ResumePoint) -> Path:
+        return Path(self.options.state_dir or ".") / point.backend_file
+
+    def _resume_point(self, phase_count: int) -> ResumePoint | None:
+        """The state to resume from, when ``options.resume`` and ``options.state_dir`` hold one of this run."""
+        if not self.options.resume or self.options.state_dir is None:
+            return None
+        point = read_state(self.options.state_dir, self.options.fingerprint)
+        if point is not None and point.phase >= phase_count:
+            raise ConfigError(f"the resumable state is at phase {point.phase + 1}, but this run has {phase_count}.")
+        return point
+
+    def _save_state(self, point: ResumePoint, snapshot: Any) -> None:
+        """Write the resumable state (when ``options.state_dir`` is set) at the end of an epoch or a phase."""
+        if self.options.state_dir is None:
+            return
+        point.backend_file = f"backend-p{point.phase}-e{point.epochs_done}{self.state_suffix}"
+        write_state(self.options.state_dir, point, lambda path: self._save_training_state(path, snapshot))
 
     def _apply(self, plan: FreezePlan) -> None:
         if plan != self._plan:
@@ -218,6 +322,8 @@ class Trainer(ABC):
         train: BatchSource,
         validation: BatchSource | None,
         on_epoch: EpochCallback | None,
+        index: int = 0,
+        resume: ResumePoint | None = None,
     ) -> PhaseHistory:
         if not phase.augment and train.augment:
             train = train.without_augmentation()
@@ -225,9 +331,11 @@ class Trainer(ABC):
         self.lr_scales = learning_rate_scales(
             phase.name, phase.lr_multipliers, phase.layer_lr_decay, layers, self.model.backbone.groups
         )
-        plan = phase.freeze.plan(layers, 0)
+        first_epoch = 0 if resume is None else resume.epochs_done
+        cached = self._can_cache(phase, phase.freeze.plan(layers, 0), train)
+        # Resuming mid-phase starts from the plan the saved epoch trained with.
+        plan = phase.freeze.plan(layers, max(first_epoch - 1, 0))
         self._apply(plan)
-        cached = self._can_cache(phase, plan, train)
         record = PhaseHistory(
             name=phase.name,
             freeze=phase.freeze.describe(),
@@ -248,11 +356,20 @@ class Trainer(ABC):
         best_value: float | None = None
         best_snapshot: Any = None
         stale = 0
+        earlier_seconds = 0.0
+        if resume is not None:
+            saved = resume.history.phases[index]
+            record.epochs, record.best_epoch, earlier_seconds = list(saved.epochs), saved.best_epoch, saved.seconds
+            best_value, stale = resume.best_value, resume.stale
+            best_snapshot = self._load_training_state(self._state_file(resume), resume.has_snapshot)
+            if phase.early_stopping is not None and stale >= phase.early_stopping.patience:
+                record.stopped_early = True
+                first_epoch = phase.epochs
         monitor = phase.early_stopping.monitor if phase.early_stopping else "val_accuracy"
         if validation is None and monitor.startswith("val_"):
             monitor = monitor.removeprefix("val_")
         maximize = monitor.endswith("accuracy")
-        for epoch in range(phase.epochs):
+        for epoch in range(first_epoch, phase.epochs):
             if phase.freeze.varies_by_epoch and epoch > 0:
                 before = self._plan
                 self._apply(phase.freeze.plan(layers, epoch))
@@ -278,13 +395,21 @@ class Trainer(ABC):
                 stale += 1
             if on_epoch is not None:
                 on_epoch(record, epoch_record)
+            record.seconds = earlier_seconds + time.perf_counter() - started
+            point = ResumePoint(index, epoch + 1, False, History([*self.history.phases, record]), "", "")
+            point.best_value, point.stale, point.has_snapshot = best_value, stale, best_snapshot is not None
+            point.fingerprint = self.options.fingerprint
+            self._save_state(point, best_snapshot)
             if phase.early_stopping is not None and stale >= phase.early_stopping.patience:
                 record.stopped_early = True
                 break
         if phase.keep_best and best_snapshot is not None and record.best_epoch != len(record.epochs) - 1:
             self._restore(best_snapshot)
         self._end_phase()
-        record.seconds = time.perf_counter() - started
+        record.seconds = earlier_seconds + time.perf_counter() - started
+        finished = ResumePoint(index, len(record.epochs), True, History([*self.history.phases, record]), "", "")
+        finished.fingerprint = self.options.fingerprint
+        self._save_state(finished, None)
         return record
 
     @staticmethod
