@@ -23,6 +23,7 @@ import numpy as np
 from tlcore._backend import Model
 from tlcore._errors import ConfigError
 from tlcore._freeze import FreezePlan
+from tlcore.training._checks import check_phases
 from tlcore.training._config import Phase, TrainerOptions
 from tlcore.training._history import EpochRecord, Evaluation, History, PhaseHistory, evaluate_logits
 from tlcore.training._rates import LearningRateScales, learning_rate_scales
@@ -206,48 +207,9 @@ class Trainer(ABC):
     def check_phases(self, phases: Sequence[Phase]) -> None:
         """Refuse, before any step, a phase whose freeze policy or learning-rate groups do not fit the model.
 
-        Each phase's policy is planned against the built backbone's layers for
-        every epoch it will use (gradual policies change with the epoch), and
-        its ``lr_multipliers`` are resolved against the backbone's groups, so
-        that a mistake in the last phase is reported before the first one
-        trains. A ``ConfigError`` names the phase as a recipe does
-        (``phases[1].freeze``), the bad value and what is allowed.
+        See :func:`tlcore.training._checks.check_phases`; :meth:`fit` calls it first.
         """
-        from tlcore._freeze import RegexPolicy
-
-        layers = self.model.layers()
-        names = {layer.name for layer in layers}
-        backbone = self.model.backbone
-        samples = (
-            ", ".join(repr(layers[i].name) for i in sorted({0, len(layers) // 2, len(layers) - 1}))
-            if layers
-            else "none"
-        )
-        for index, phase in enumerate(phases):
-            where = f"phases[{index}]"
-            about = f"(phase {phase.name!r}, backbone {backbone.name} with {len(layers)} layers)"
-            trainable: set[str] = set()
-            try:
-                for epoch in range(phase.epochs if phase.freeze.varies_by_epoch else 1):
-                    plan = phase.freeze.plan(layers, epoch)
-                    unknown = sorted(plan.trainable - names)
-                    if unknown:
-                        raise ConfigError(
-                            f"{phase.freeze.describe()} names layers this backbone lacks: {', '.join(unknown[:5])}."
-                            f" Its layer names look like {samples}; groups: {', '.join(backbone.groups)}."
-                        )
-                    trainable |= plan.trainable
-            except ConfigError as exc:
-                raise ConfigError(f"{where}.freeze {about}: {exc}") from None
-            if isinstance(phase.freeze, RegexPolicy) and not trainable:
-                raise ConfigError(
-                    f"{where}.freeze {about}: {phase.freeze.describe()} matches no layer; layer names look like "
-                    f'{samples}. Fix the pattern, or use freeze = "frozen" to train only the head.'
-                )
-            try:
-                learning_rate_scales(phase.name, phase.lr_multipliers, phase.layer_lr_decay, layers, backbone.groups)
-            except ConfigError as exc:
-                raise ConfigError(f"{where}.lr_multipliers (backbone {backbone.name}): {exc}") from None
+        check_phases(self.model, phases)
 
     def fit(
         self,
