@@ -14,14 +14,17 @@ Builds (once; reused when already there) a folder of deterministic photo-like JP
   counted, then a later epoch's rate reading the cache (a fresh cache every run).
 
 Each rate leaves out a few warm-up batches and then times ``--measure`` images, at 224 px in batches of 32, with the
-same normalisation (efficientnet_lite0's) everywhere. Every measurement runs in a process of its own
-(``--worker PIPELINE --workers N``), so the frameworks never share one and its peak memory (``ru_maxrss``) is its own;
-the torch DataLoader's worker processes are reported apart. Results go to ``OUT/input.json``, ``OUT/input.md`` (the
-table, also printed) and ``OUT/input.png``::
+same normalisation (efficientnet_lite0's) everywhere; the photos are read just before each measurement, so all find
+them in the page cache. Every measurement runs in a process of its own (``--worker PIPELINE --workers N``), so the
+frameworks never share one and its peak memory (``ru_maxrss``) is its own; the torch DataLoader's worker processes
+are reported apart. Every measurement runs ``--rounds`` times, round after round, and the table has the medians. The
+machine's busy time less the measurement's own tells whether other processes ran meanwhile: such a measurement waits
+for a quiet machine and runs again (``--quiet-wait``, ``--retries``), and the table names those that stayed
+disturbed. Results go to ``OUT/input.json``, ``OUT/input.md`` (the table, also printed) and ``OUT/input.png``::
 
-    .venv/bin/python benchmarks/input_pipeline.py                      # 3,000 photos, about 10 minutes on 2 cores
-    .venv/bin/python benchmarks/input_pipeline.py --quick --out runs/bench-input-quick
-    .venv/bin/python benchmarks/input_pipeline.py --pipelines tlcore,cached --workers 2 --images 1000
+    .venv/bin/python benchmarks/input_pipeline.py          # 3,000 photos, 3 rounds: about 6 minutes on 2 quiet cores
+    .venv/bin/python benchmarks/input_pipeline.py --quick --out runs/bench-input-quick      # 400 photos, 1 round
+    .venv/bin/python benchmarks/input_pipeline.py --pipelines tlcore,cached --workers 2 --rounds 1
 """
 
 from __future__ import annotations
@@ -579,8 +582,8 @@ def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--photo-scale", type=float, default=1.0, help="photo sizes times this (tests use tiny ones)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--rounds", type=int, help="rounds of every measurement, medians reported (default 3; 1 quick)")
-    parser.add_argument("--retries", type=int, default=2, help="reruns of a measurement other processes disturbed")
-    parser.add_argument("--quiet-wait", type=float, default=60.0, help="seconds to wait for a quiet machine first")
+    parser.add_argument("--retries", type=int, help="reruns of a measurement others disturbed (default 2; 0 quick)")
+    parser.add_argument("--quiet-wait", type=float, help="seconds to wait for a quiet machine (default 60; 0 quick)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--worker", choices=PIPELINES, help=argparse.SUPPRESS)  # one measurement, in this process
     return parser.parse_args(argv)
@@ -590,6 +593,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any] | None:
     """Build the photos, run every measurement in a child process, write and print the report."""
     args = _arguments(argv)
     args.rounds = args.rounds or (1 if args.quick else 3)
+    if args.retries is None:
+        args.retries = 0 if args.quick else 2
+    if args.quiet_wait is None:
+        args.quiet_wait = 0.0 if args.quick else 60.0
     pipelines = [p for p in args.pipelines.split(",") if p]
     if unknown := sorted(set(pipelines) - set(PIPELINES)):
         raise SystemExit(f"input_pipeline.py: unknown pipeline(s) {', '.join(unknown)}; choose from {PIPELINES}.")
