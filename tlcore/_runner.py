@@ -68,10 +68,9 @@ MAX_IMAGE_SIZE = 4096
 ACTIVATION_FACTOR = 8
 """A floor on a step's memory, in multiples of its float32 input batch.
 
-Measured on torch (CPU, 160 px, batch 16): an inference batch took 11x
-(resnet18) to 29x (efficientnet_lite0) its input, a training step 79x
-(resnet18) to 204x (resnet50). Eight times the input is less than any of
-them, so the check below refuses only what certainly cannot fit.
+A framework's inference batch holds every layer's activations, many times
+its input; eight times the input is below what any registered backbone
+needs, so the check below refuses only what certainly cannot fit.
 """
 
 
@@ -168,8 +167,9 @@ def _cached(source: Any, recipe: Recipe, pipeline: Any) -> Any:
 
 
 def _cache_folder(images: Any) -> str | None:
-    store = getattr(images, "store", None)
-    return None if store is None else str(store.folder)
+    from tlcore.data import CachedImages
+
+    return str(images.store.folder) if isinstance(images, CachedImages) else None
 
 
 def _version(package: str) -> str | None:

@@ -40,11 +40,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from tlcore._errors import DataError
-from tlcore._io import cache_dir
+from tlcore._io import cache_dir, write_json
 from tlcore.data._batches import default_workers, parallel_map
 from tlcore.data._dataset import Dataset
 from tlcore.data._images import ImageFiles, LazyImages, decoded, open_image_file, pillow
 from tlcore.data._transforms import REDUCING_GAP, ImagePipeline
+from tlcore.weights import file_sha256
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -115,14 +116,10 @@ class CachedImages(LazyImages):
 
 
 def _sha256_file(path: str) -> str:
-    digest = hashlib.sha256()
     try:
-        with open(path, "rb") as stream:
-            for block in iter(lambda: stream.read(1 << 20), b""):
-                digest.update(block)
+        return file_sha256(path)
     except OSError as error:
         raise DataError(f"cannot read {path} ({error}).") from None
-    return digest.hexdigest()
 
 
 class _Digests:
@@ -152,17 +149,7 @@ class _Digests:
 
     def save(self) -> None:
         if self.changed:
-            _write_atomically(self.path, json.dumps(self.known).encode())
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-        os.replace(temporary, path)
-    finally:
-        Path(temporary).unlink(missing_ok=True)
+            write_json(self.path, self.known)
 
 
 def _stored(file: str, side: int, channels: int, resample: Any) -> np.ndarray:

@@ -55,23 +55,6 @@ def decoded(image: Image.Image, path: str | Path, channels: int) -> Image.Image:
         raise DataError(f"cannot decode {path} ({error}): the file is damaged. Remove or replace it.") from None
 
 
-def _index(index: Any, count: int, what: str) -> np.ndarray:
-    """Integer positions for ``index`` (ints, a boolean mask or a slice) into ``count`` items."""
-    if isinstance(index, slice):
-        return np.arange(count)[index]
-    array = np.asarray(index)
-    if array.dtype == np.bool_:
-        if array.shape != (count,):
-            raise DataError(f"{what}: a boolean mask must have shape ({count},); got {array.shape}.")
-        return np.flatnonzero(array)
-    if array.ndim != 1 or (array.size and not np.issubdtype(array.dtype, np.integer)):
-        raise DataError(f"{what}: select images with a 1-D array of integers, a boolean mask or a slice.")
-    array = array.astype(np.int64)
-    if array.size and (array.min() < -count or array.max() >= count):
-        raise DataError(f"{what}: indices must be in [{-count}, {count}); got {array.min()}..{array.max()}.")
-    return np.where(array < 0, array + count, array)
-
-
 class LazyImages:
     """A sequence of images read one at a time; subclasses say how image ``i`` is opened.
 
@@ -91,7 +74,12 @@ class LazyImages:
 
     def __getitem__(self, index: Any) -> LazyImages:
         """The images at ``index`` (integers, a boolean mask or a slice), still unread."""
-        return self._select(self.positions[_index(index, len(self), type(self).__name__)])
+        try:
+            return self._select(self.positions[index])
+        except IndexError as error:
+            raise DataError(
+                f"{type(self).__name__}: cannot select {index!r} from {len(self)} images ({error})."
+            ) from None
 
     def _select(self, positions: np.ndarray) -> LazyImages:
         raise NotImplementedError

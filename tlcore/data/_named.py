@@ -24,7 +24,7 @@ import numpy as np
 from tlcore._errors import DataError
 from tlcore._io import cache_dir
 from tlcore.data._dataset import Dataset, DatasetSource
-from tlcore.data._images import ImageFiles
+from tlcore.data._images import ImageFiles, pillow
 
 __all__ = [
     "FASHION_MNIST_CLASSES",
@@ -246,7 +246,7 @@ def load_image_folder(path: str | Path, channels: int = 3, size: Any = None) -> 
     pipeline resizes and crops each one from the recipe's ``data.image_size``,
     keeping its aspect ratio. A damaged file is reported by name when it is read.
     """
-    pil = _require("PIL.Image", "Pillow", "load_image_folder")
+    pil = pillow()
     if size is not None:
         raise DataError(
             f"image folder: the size option ({size!r}) is gone: photos of any size are resized and centre-cropped "

@@ -191,7 +191,7 @@ def _normalized(batch: np.ndarray, spec: ImageInputSpec) -> np.ndarray:
         source = batch[..., ::-1]
     count, height, width = batch.shape[:3]
     result = np.empty((count, height, width, spec.channels), dtype=np.float32)
-    # Rows of width * channels values: a per-channel (C,) operand would make numpy's inner loop C long, 4x slower.
+    # Rows of width * channels values: with a per-channel (C,) operand numpy's inner loop would be C values long.
     rows = result.reshape(count * height, width * spec.channels)
     np.copyto(rows, source.reshape(count * height, width * spec.channels))
     rows *= np.tile(gain, width)
