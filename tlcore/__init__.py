@@ -42,6 +42,7 @@ from tlcore._freeze import (
 from tlcore._recipe import AugmentationConfig, BackboneConfig, DataConfig, HeadConfig, Recipe, load_recipe, parse_recipe
 from tlcore._runner import RunResult, make_head, open_dataset, peak_host_memory_bytes, run_recipe
 from tlcore._specs import BackboneSpec, HeadSpec, ImageInputSpec, LayerInfo, StateDictLayout, WeightsSource
+from tlcore._transfer import TransferModel, create_model
 from tlcore.plugins import load_plugins
 from tlcore.training import EarlyStopping, Evaluation, History, Phase, Trainer, TrainerOptions
 
@@ -84,6 +85,7 @@ __all__ = [
     "TrainGroups",
     "Trainer",
     "TrainerOptions",
+    "TransferModel",
     "Unfrozen",
     "UnknownBackboneError",
     "UnknownBackendError",
@@ -94,6 +96,7 @@ __all__ = [
     "WeightsError",
     "WeightsSource",
     "__version__",
+    "create_model",
     "get_backend",
     "load_plugins",
     "load_recipe",

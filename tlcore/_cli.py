@@ -18,15 +18,17 @@ import sys
 from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
-from tlcore._errors import PluginError, TLCoreError, did_you_mean
+from tlcore._errors import ConfigError, PluginError, TLCoreError, did_you_mean
 from tlcore.plugins import CommandInfo, Registered, Registry, import_object, load_plugins
 
 __all__ = [
     "build_parser",
     "command_convert",
+    "command_layers",
     "command_plugins",
     "command_run",
     "configure_convert",
+    "configure_layers",
     "configure_plugins",
     "configure_run",
     "main",
@@ -125,7 +127,12 @@ def configure_run(parser: argparse.ArgumentParser) -> None:
     """The arguments of ``tlcore run``."""
     parser.add_argument("recipe", help="the recipe TOML file")
     parser.add_argument("--backend", default=None, help="backend name (default: the recipe's, else torch)")
-    parser.add_argument("--out", required=True, help="output folder for result.json, curves.png, model.safetensors")
+    parser.add_argument("--out", default=None, help="output folder for result.json, curves.png, model.safetensors")
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="check the recipe (data, weights, model, every phase) and print each phase's layer table; train nothing",
+    )
     parser.add_argument("--seed", type=int, default=None, help="override the recipe's seed")
     parser.add_argument("--device", default=None, help="auto, cpu or a framework device such as cuda:0")
     parser.add_argument(
@@ -152,7 +159,7 @@ def command_run(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     from tlcore._recipe import load_recipe
-    from tlcore._runner import run_recipe
+    from tlcore._runner import dry_run, run_recipe
 
     recipe = load_recipe(args.recipe)
     if args.seed is not None:
@@ -160,8 +167,13 @@ def command_run(args: argparse.Namespace) -> int:
     if args.device is not None:
         recipe = replace(recipe, device=args.device)
     if args.weights is not None:
-        weights = None if args.weights == "none" else args.weights
+        weights = None if args.weights.lower() == "none" else args.weights
         recipe = replace(recipe, backbone=replace(recipe.backbone, weights=weights))
+    if args.dry_run:
+        print(dry_run(recipe, backend=args.backend))
+        return 0
+    if args.out is None:
+        raise ConfigError("tlcore run needs --out DIR, the folder the run writes into (or --dry-run to train nothing).")
     result = run_recipe(
         recipe,
         backend=args.backend,
@@ -189,6 +201,53 @@ def command_run(args: argparse.Namespace) -> int:
         f"training {record['training_seconds']:.1f} s, total {record['total_seconds']:.1f} s"
     )
     print(f"wrote {result.out}/result.json")
+    return 0
+
+
+def configure_layers(parser: argparse.ArgumentParser) -> None:
+    """The arguments of ``tlcore layers``."""
+    parser.add_argument("backbone", help="a registered backbone (tlcore plugins lists them)")
+    parser.add_argument("--backend", default="torch", help="backend that builds it (default: torch)")
+    parser.add_argument(
+        "--freeze",
+        default=None,
+        help="a freeze policy: frozen, unfrozen, fine_tune_at=100, fine_tune_at=stage6, last_n=20, "
+        "groups=stage7,top, regex=PATTERN, a TOML table ('{ policy = \"gradual\", every = 2 }'), or a recipe's "
+        "phase (RECIPE.toml:2, RECIPE.toml:finetune; RECIPE.toml for every phase); default: nothing frozen",
+    )
+    parser.add_argument("--epoch", type=int, default=1, help="the epoch of the phase, for gradual policies (1-based)")
+    parser.add_argument("--image-size", type=int, default=None, help="input side in pixels (default: the backbone's)")
+    parser.add_argument("--weights", default="none", help="weights to build with (default none: the layers are "
+                        "the same whatever the weights)")  # fmt: skip
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+
+def command_layers(args: argparse.Namespace) -> int:
+    """``tlcore layers``: the backbone's layer table, the index a policy counts, and what the policy freezes."""
+    from tlcore._backend import get_backend
+    from tlcore._layers import freeze_from_text, layer_table, recipe_phase_policies
+    from tlcore._specs import HeadSpec
+
+    policies: list[tuple[str, Any]] = [("", None)]
+    if args.freeze is not None:
+        policies = recipe_phase_policies(args.freeze) or [("", freeze_from_text(args.freeze))]
+    if isinstance(args.epoch, bool) or args.epoch < 1:
+        raise ConfigError(f"--epoch must be 1 or more (the epoch of the phase, 1-based); got {args.epoch}.")
+    backend = get_backend(args.backend)
+    spec = load_plugins().backbone(args.backbone, backend.name)
+    size = spec.input.size if args.image_size is None else (args.image_size, args.image_size)
+    weights = None if args.weights.lower() == "none" else args.weights
+    model = backend.build_model(spec, HeadSpec(num_outputs=2), weights=weights, seed=0, image_size=size)
+    tables = [(phase, layer_table(model, policy, epoch=args.epoch - 1)) for phase, policy in policies]
+    if args.json:
+        print(json.dumps([{"phase": phase or None, **table.to_dict()} for phase, table in tables], indent=2))
+        return 0
+    for number, (phase, table) in enumerate(tables):
+        if number:
+            print()
+        if phase:
+            print(f"== phase {phase!r} ==")
+        print(table.format())
     return 0
 
 

@@ -35,10 +35,23 @@ __all__ = [
 
 @dataclass(frozen=True)
 class FreezePlan:
-    """The outcome of a policy: which layers train, which BatchNorms update stats."""
+    """The outcome of a policy: which layers train, which BatchNorms update stats.
+
+    ``trainable`` holds layers with weights only. ``selected`` is everything
+    the policy chose, weightless layers included (``None``: the same as
+    ``trainable``): a framework-native layer list (``keras.applications``)
+    sets those layers' ``trainable`` flags from it, exactly as the tutorials'
+    ``for layer in base_model.layers[:fine_tune_at]`` loop does.
+    """
 
     trainable: frozenset[str]
     bn_training: frozenset[str]
+    selected: frozenset[str] | None = None
+
+    @property
+    def flagged(self) -> frozenset[str]:
+        """The layers whose framework ``trainable`` flag is set: :attr:`selected`, else :attr:`trainable`."""
+        return self.trainable if self.selected is None else self.selected
 
     @property
     def backbone_frozen(self) -> bool:
@@ -66,11 +79,13 @@ class FreezePolicy(ABC):
 
     def plan(self, layers: Sequence[LayerInfo], epoch: int = 0) -> FreezePlan:
         """The full plan: trainable layers and BatchNorm layers in training mode."""
-        trainable = frozenset(self.trainable_layers(layers, epoch))
+        selected = frozenset(self.trainable_layers(layers, epoch))
+        weightless = {layer.name for layer in layers if not layer.has_weights}
+        trainable = selected - weightless
         bn_training = frozenset(
             layer.name for layer in layers if layer.is_batchnorm and layer.name in trainable and self.train_bn
         )
-        return FreezePlan(trainable=trainable, bn_training=bn_training)
+        return FreezePlan(trainable=trainable, bn_training=bn_training, selected=selected if weightless else None)
 
     def describe(self) -> str:
         """A one-line human description, used in histories and reports."""

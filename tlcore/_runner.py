@@ -13,28 +13,23 @@ from pathlib import Path
 from typing import Any
 
 from tlcore._backend import Backend, Model, get_backend
-from tlcore._errors import ConfigError, DataError, TLCoreError
+from tlcore._errors import ConfigError, TLCoreError
 from tlcore._recipe import Recipe
 from tlcore._specs import BackboneSpec, HeadSpec
 from tlcore.training import Evaluation, History, TrainerOptions
 
-__all__ = ["RunResult", "open_dataset", "run_recipe"]
+__all__ = ["RunResult", "dry_run", "open_dataset", "run_recipe"]
 
 
 def open_dataset(name: str, **options: Any) -> Any:
-    """Load the registered dataset ``name`` as a :class:`tlcore.data.DatasetSource`."""
-    from tlcore.plugins import import_object, load_plugins
+    """Load the registered dataset ``name`` as a :class:`tlcore.data.DatasetSource`.
 
-    info = load_plugins().dataset(name)
-    missing = [module for module in info.requires if importlib.util.find_spec(module) is None]
-    if missing:
-        hint = info.install_hint or "pip install 'tlcore[data]'"
-        raise DataError(f"dataset {name!r} needs {', '.join(missing)}, which is not installed. Install: {hint}")
-    loader = import_object(info.loader, what=f"dataset {name!r}") if isinstance(info.loader, str) else info.loader
-    try:
-        return loader(**options)
-    except TypeError as exc:
-        raise ConfigError(f"dataset {name!r} does not take options {sorted(options)} ({exc}).") from None
+    Options are checked against the loader's parameters first: a bad one is
+    a ConfigError naming it, its value and every option the loader takes.
+    """
+    from tlcore.plugins import load_plugins
+
+    return load_plugins().open_dataset(name, **options)
 
 
 def make_head(recipe: Recipe, num_outputs: int) -> HeadSpec:
@@ -254,12 +249,27 @@ def _fingerprint(recipe: Recipe, native: Backend, model: Model, splits: Any) -> 
     return ";".join(f"{key}={value}" for key, value in parts.items())
 
 
-def _run(recipe: Recipe, folder: Any, *, progress: bool, save_model: bool) -> RunResult:
-    """The run itself; ``folder`` is the held :class:`~tlcore._runfolder.RunFolder`, or None (write nothing)."""
+@dataclass
+class _Prepared:
+    """Everything a run builds before its first step: backend, spec, data, batches, head and model."""
+
+    native: Backend
+    spec: BackboneSpec
+    size: tuple[int, int]
+    plain_pipeline: Any
+    splits: Any
+    train: Any
+    validation: Any
+    test: Any
+    head: HeadSpec
+    model: Model
+
+
+def _prepare(recipe: Recipe, *, cache: bool = True) -> _Prepared:
+    """Build what ``recipe`` trains: read and split the data (through the image cache if ``cache``), build the model."""
     from tlcore.data import Batches, make_splits
     from tlcore.plugins import load_plugins
 
-    started = time.perf_counter()
     registry = load_plugins()
     native = get_backend(recipe.backend)
     spec = registry.backbone(recipe.backbone.name, recipe.backend)
@@ -268,7 +278,9 @@ def _run(recipe: Recipe, folder: Any, *, progress: bool, save_model: bool) -> Ru
     size = _image_size(recipe, spec)
     _check_image_size(recipe, spec, size)
     train_pipeline, plain_pipeline = _pipelines(recipe, spec, size)
-    source = _cached(open_dataset(recipe.data.dataset, **dict(recipe.data.options)), recipe, plain_pipeline)
+    source = open_dataset(recipe.data.dataset, **dict(recipe.data.options))
+    if cache:
+        source = _cached(source, recipe, plain_pipeline)
     splits = make_splits(
         source,
         seed=recipe.seed,
@@ -290,6 +302,51 @@ def _run(recipe: Recipe, folder: Any, *, progress: bool, save_model: bool) -> Ru
     head = make_head(recipe, splits.train.num_classes)
     native.seed(recipe.seed)
     model = native.build_model(spec, head, weights=recipe.backbone.weights, seed=recipe.seed, image_size=size)
+    return _Prepared(native, spec, size, plain_pipeline, splits, train, validation, test, head, model)
+
+
+def dry_run(recipe: Recipe, *, backend: str | None = None) -> str:
+    """Check ``recipe`` as a run would, without training or writing anything; return what it found, as text.
+
+    The data is read and split, the model built with the recipe's weights,
+    every phase checked against it (:func:`tlcore.training._checks.check_phases`),
+    and each phase's layer table printed (for a policy that changes by epoch,
+    the table at its first epoch and a line per epoch).
+    """
+    from tlcore._layers import layer_table
+    from tlcore.training._checks import check_phases
+
+    if backend is not None:
+        recipe = replace(recipe, backend=backend)
+    prepared = _prepare(recipe, cache=False)
+    check_phases(prepared.model, recipe.phases)
+    sizes = ", ".join(f"{name} {count}" for name, count in prepared.splits.sizes().items())
+    lines = [
+        f"recipe {recipe.name!r}: {prepared.spec.name} on {prepared.native.name}, weights {recipe.backbone.weights}, "
+        f"{prepared.size[0]}x{prepared.size[1]} px, dataset {recipe.data.dataset} ({sizes}; "
+        f"{prepared.splits.train.num_classes} classes), batch {recipe.data.batch_size}",
+    ]
+    for index, phase in enumerate(recipe.phases):
+        table = layer_table(prepared.model, phase.freeze)
+        title = f"phase {index + 1}/{len(recipe.phases)} {phase.name!r}: {phase.epochs} epochs, {phase.optimizer}"
+        lines += ["", f"== {title} at learning rate {phase.learning_rate:g} ==", table.format()]
+        if phase.freeze.varies_by_epoch:
+            for epoch in range(1, phase.epochs):
+                later = layer_table(prepared.model, phase.freeze, epoch=epoch)
+                lines.append(
+                    f"epoch {epoch + 1}: {later.trainable_parameters:,} trainable, {later.frozen_parameters:,} frozen"
+                )
+    lines += ["", "recipe checked: data, weights, model and every phase; nothing trained or written."]
+    return "\n".join(lines)
+
+
+def _run(recipe: Recipe, folder: Any, *, progress: bool, save_model: bool) -> RunResult:
+    """The run itself; ``folder`` is the held :class:`~tlcore._runfolder.RunFolder`, or None (write nothing)."""
+    started = time.perf_counter()
+    prepared = _prepare(recipe)
+    native, spec, size, model, head = prepared.native, prepared.spec, prepared.size, prepared.model, prepared.head
+    splits, train, validation, test = prepared.splits, prepared.train, prepared.validation, prepared.test
+    plain_pipeline = prepared.plain_pipeline
     options = TrainerOptions(
         seed=recipe.seed,
         device=recipe.device,

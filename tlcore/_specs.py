@@ -203,12 +203,20 @@ class LayerInfo:
 
     ``kind`` is one of ``conv``, ``depthwise_conv``, ``dense``, ``batchnorm``
     or ``other``; ``num_params`` counts its trainable parameters.
+    ``has_weights`` is False for the weightless layers (input, activations,
+    paddings, adds) that a framework-native layer list holds
+    (``keras.applications`` models list them, so that an index counts as
+    Keras counts): a policy may select them, but they never train.
+    ``layer_type`` is the framework's class name (``Conv2D``, ``ReLU``), for
+    people reading the layer table.
     """
 
     name: str
     group: str
     kind: str
     num_params: int = 0
+    has_weights: bool = True
+    layer_type: str = ""
 
     @property
     def is_batchnorm(self) -> bool:

@@ -28,7 +28,7 @@ import numpy as np
 
 from tlcore import BackboneSpec, WeightsError
 from tlcore.extend import BuildRequest, BuiltBackbone
-from tlcore_keras.backbones import GroupOf, weighted_layers
+from tlcore_keras.backbones import GroupOf
 from tlcore_keras.weights import load_keras_h5
 
 __all__ = [
@@ -121,10 +121,11 @@ def _build_application(
         after_load(model)
     return BuiltBackbone(
         model=model,
-        layers=weighted_layers(model),
+        layers=[(layer.name, layer) for layer in model.layers],
         group_of=group_of(model),
         weights_loaded=named or own_file,
         weights_file=_keras_cache_file(file_name) if named else choice.path,
+        native_indexing=True,
     )
 
 

@@ -81,7 +81,13 @@ def build_backbone(spec: BackboneSpec, weights: WeightsArg, image_size: tuple[in
         native_type=keras.Model,
     )
     backbone = assemble_backbone(
-        spec, built.model, built.group_of, weights=weights, weights_file=built.weights_file, named_layers=built.layers
+        spec,
+        built.model,
+        built.group_of,
+        weights=weights,
+        weights_file=built.weights_file,
+        named_layers=built.layers,
+        native_indexing=built.native_indexing,
     )
     if not built.weights_loaded and not request.weights.random_init:
         load_weights(request, backbone)
@@ -113,13 +119,18 @@ def assemble_backbone(
     weights: WeightsArg,
     weights_file: Path | None,
     named_layers: Sequence[tuple[str, keras.layers.Layer]] | None = None,
+    native_indexing: bool = False,
 ) -> KerasBackbone:
-    """Set BatchNorm epsilon/momentum from ``spec``; list the layers that own weights with their groups.
+    """Set BatchNorm epsilon/momentum from ``spec``; list the layers with their groups.
 
     ``named_layers`` gives the layers' names and order, ``(name, layer)`` in
     forward order, where they are not the Keras layer names in the order of
     ``model.layers`` (names with dots, which Keras on torch refuses). It must
-    hold every layer of ``model`` that owns weights.
+    hold every layer of ``model`` that owns weights. The list keeps the
+    layers that own weights, or with ``native_indexing`` every layer, as
+    ``model.layers`` lists them: a weightless layer takes its group from
+    ``group_of`` when that names one of the spec's groups, else from the
+    layer before it (the first ones from the first layer with weights).
     """
     for layer in model.layers:
         if isinstance(layer, keras.layers.BatchNormalization):
@@ -129,12 +140,25 @@ def assemble_backbone(
     unnamed = {id(layer) for layer in model.layers if layer.weights} - {id(layer) for _, layer in pairs}
     if unnamed:
         raise PluginError(f"{spec.name}: {len(unnamed)} layers with weights are missing from the builder's layers.")
-    pairs = [(name, layer) for name, layer in pairs if layer.weights]
-    groups = check_layer_groups(spec, [name for name, _ in pairs], group_of)
+    if not native_indexing:
+        pairs = [(name, layer) for name, layer in pairs if layer.weights]
+    weighted = [name for name, layer in pairs if layer.weights]
+    group_by_name = dict(zip(weighted, check_layer_groups(spec, weighted, group_of), strict=True))
     layers: list[tuple[LayerInfo, keras.layers.Layer]] = []
-    for (name, layer), group in zip(pairs, groups, strict=True):
+    group = next(iter(group_by_name.values()), "")
+    for name, layer in pairs:
+        own = group_by_name.get(name) or group_of(name)
+        group = own if own in spec.groups else group
         params = sum(int(np.prod(v.shape)) for v in layer.trainable_weights)
-        layers.append((LayerInfo(name=name, group=group, kind=layer_kind(layer), num_params=params), layer))
+        info = LayerInfo(
+            name=name,
+            group=group,
+            kind=layer_kind(layer),
+            num_params=params,
+            has_weights=bool(layer.weights),
+            layer_type=type(layer).__name__,
+        )
+        layers.append((info, layer))
     return KerasBackbone(
         spec=spec,
         model=model,

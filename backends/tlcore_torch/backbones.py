@@ -143,6 +143,7 @@ def assemble_backbone(
                 group=group,
                 kind=layer_kind(sub),
                 num_params=sum(p.numel() for p in sub.parameters(recurse=False)),
+                layer_type=type(sub).__name__,
             ),
             sub,
         )

@@ -89,6 +89,13 @@ class BuiltBackbone:
     by :func:`canonical_state` and checked strictly. A builder that loads
     weights itself (a framework's own format, such as Keras applications'
     ``.h5`` files) sets ``weights_loaded`` and ``weights_file``.
+
+    Layer indices: by default they count the layers that own weights, one
+    neutral list that every backend building a portable architecture shares.
+    A builder of a framework-native model whose users count the framework's
+    own list (``fine_tune_at = 100`` on ``keras.applications`` counts
+    ``base_model.layers``, input and weightless layers included) lists every
+    layer in ``layers`` and sets ``native_indexing``.
     """
 
     model: Any
@@ -96,6 +103,7 @@ class BuiltBackbone:
     group_of: Callable[[str], str]
     weights_loaded: bool = False
     weights_file: Path | None = None
+    native_indexing: bool = False
 
 
 def choose_weights(
@@ -105,7 +113,7 @@ def choose_weights(
     suffixes: tuple[str, ...],
     require_suffix: bool = False,
 ) -> WeightsChoice:
-    """Resolve ``weights`` for ``spec``: None, a registered name, or an existing file.
+    """Resolve ``weights`` for ``spec``: None or ``"none"`` (any case), a registered name, or an existing file.
 
     ``suffixes`` are the files the backend reads. Anything else raises a
     :class:`~tlcore.WeightsError` listing what is accepted.
