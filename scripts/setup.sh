@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Set up tlcore on a fresh machine: a virtual environment in .venv with every
 # backend (torch, Keras on JAX and TensorFlow), the offline datasets and
-# weights, the example plugins (plugins/) and the dev tools.
+# weights, the ONNX/SavedModel exporters, the example plugins (plugins/) and the dev tools.
 # Idempotent: a second run only checks what is there.
-# TLCORE_EXTRAS chooses the extras (default: all,dev).
+# TLCORE_EXTRAS chooses the extras (default: all,export,dev).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python3}"
-EXTRAS="${TLCORE_EXTRAS:-all,dev}"
+EXTRAS="${TLCORE_EXTRAS:-all,export,dev}"
 
 quiet_pip() {
     # pip's notes about this machine's local package mirrors are noise here.

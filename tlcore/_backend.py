@@ -222,6 +222,50 @@ class Model(ABC):
         fields.update({"contents": "model", "head": metadata["head"], "image_size": metadata["image_size"]})
         return write_neutral(path, self.state(), fields)
 
+    def export_onnx(self, path: str | Path, *, overwrite: bool = False) -> Path:
+        """Write the model as an ONNX file for serving (ONNX Runtime and others); return its path.
+
+        The file computes what :meth:`predict` returns (logits with the
+        head's output activation applied) from what :meth:`predict` takes:
+        input ``images``, NHWC float32 images preprocessed as the backbone's
+        spec says, any batch size, the height and width the model was built
+        for; output ``predictions``. It is written atomically; an existing
+        file is replaced only with ``overwrite``. Needs ``onnx`` and the
+        framework's converter (:meth:`export_requirements`; ``pip install
+        'tlcore[export]'`` installs them all).
+        """
+        from tlcore._export import write_export
+
+        return write_export(self, "onnx", path, overwrite=overwrite)
+
+    def export_saved_model(self, path: str | Path, *, overwrite: bool = False) -> Path:
+        """Write the model as a TensorFlow SavedModel folder (signature ``serve``); return its path.
+
+        Input and output as :meth:`export_onnx`. Only backends that can write
+        one do (keras-tensorflow, keras-jax; both need TensorFlow installed);
+        the others raise ConfigError. The folder is moved into place when
+        complete; an existing one is replaced only with ``overwrite``.
+        """
+        from tlcore._export import write_export
+
+        return write_export(self, "saved_model", path, overwrite=overwrite)
+
+    def export_requirements(self, format: str) -> dict[str, str]:
+        """``{module: pip package}`` that exporting in ``format`` (``onnx``, ``saved_model``) needs on this backend."""
+        return {"onnx": "onnx"} if format == "onnx" else {}
+
+    def _write_onnx(self, path: Path) -> None:
+        """Write the ONNX file :meth:`export_onnx` describes to ``path`` (a temporary file; the core renames it)."""
+        raise ConfigError(f"backend {self.backend_name!r} cannot export ONNX; export on torch or a Keras backend.")
+
+    def _write_saved_model(self, path: Path) -> None:
+        """Write the SavedModel :meth:`export_saved_model` describes into the folder ``path`` (not yet existing)."""
+        raise ConfigError(
+            f"backend {self.backend_name!r} cannot write a TensorFlow SavedModel: only keras-tensorflow and "
+            "keras-jax can. Export with format 'onnx', or load the model on one of those (Backend.load_model "
+            "reads what any backend saved) and export it there."
+        )
+
     def check_images(self, images: np.ndarray) -> np.ndarray:
         """Validate a batch of preprocessed images; return it as contiguous float32."""
         channels = self.backbone.input.channels

@@ -98,11 +98,17 @@ def tlcore_register_datasets(register: Callable[[DatasetInfo], None]) -> None:
 
 @hookimpl
 def tlcore_register_commands(register: Callable[[CommandInfo], None]) -> None:
-    """The core's own subcommands; their code is in :mod:`tlcore._cli`, imported when they are used."""
+    """The core's own subcommands; their code is in :mod:`tlcore._cli` (``export``'s in :mod:`tlcore._export`).
+
+    A command's module is imported when the command is used.
+    """
     commands = (
         ("plugins", "list backends, backbones, heads, freeze policies, datasets and commands"),
-        ("run", "run a recipe on one backend"),
+        ("run", "run a recipe on one backend (--dry-run: check it and print each phase's layer table)"),
+        ("layers", "print a backbone's layers: index, name, group, kind, parameters, trainable, BatchNorm mode"),
         ("convert", "convert a checkpoint to a neutral one (OUT.safetensors + OUT.json) that every backend loads"),
     )
     for name, help_text in commands:
         register(CommandInfo(name, help_text, f"tlcore._cli:configure_{name}", f"tlcore._cli:command_{name}"))
+    export_help = "export a saved model for serving: ONNX (any backend) or a TensorFlow SavedModel (Keras)"
+    register(CommandInfo("export", export_help, "tlcore._export:configure_export", "tlcore._export:command_export"))

@@ -14,7 +14,10 @@ everywhere else the layer is Keras's.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
+from collections.abc import Iterator
 from functools import cache
 from typing import Any
 
@@ -23,13 +26,38 @@ from keras import ops
 
 from tlcore_keras import frameworks
 
-__all__ = ["DepthwiseConv2D", "depthwise_as_taps"]
+__all__ = ["DepthwiseConv2D", "depthwise_as_taps", "keras_depthwise"]
 
 
 @cache
-def depthwise_as_taps() -> bool:
-    """True where depthwise convolutions are computed as shifted products: JAX running on the CPU."""
+def _jax_on_cpu() -> bool:
     return frameworks.jax_on_cpu()
+
+
+_KERAS_DEPTHWISE = contextvars.ContextVar("tlcore_keras_depthwise", default=False)
+
+
+def depthwise_as_taps() -> bool:
+    """True where depthwise convolutions are computed as shifted products: JAX running on the CPU.
+
+    False inside :func:`keras_depthwise`.
+    """
+    return _jax_on_cpu() and not _KERAS_DEPTHWISE.get()
+
+
+@contextlib.contextmanager
+def keras_depthwise() -> Iterator[None]:
+    """Compute depthwise convolutions with Keras's own operation while inside, on every backend.
+
+    For exports traced inside it (ONNX, SavedModel): one grouped convolution
+    per layer instead of ``kernel_h * kernel_w`` shifted products, which
+    converts faster and serves faster wherever the model is run next.
+    """
+    token = _KERAS_DEPTHWISE.set(True)
+    try:
+        yield
+    finally:
+        _KERAS_DEPTHWISE.reset(token)
 
 
 def _same_padding(size: int, kernel: int, stride: int, dilation: int) -> tuple[int, int]:
@@ -39,12 +67,15 @@ def _same_padding(size: int, kernel: int, stride: int, dilation: int) -> tuple[i
     return total // 2, total - total // 2
 
 
+@keras.saving.register_keras_serializable(package="tlcore")
 class DepthwiseConv2D(keras.layers.DepthwiseConv2D):
     """``keras.layers.DepthwiseConv2D``, as a sum of ``kernel_h * kernel_w`` shifted products on JAX's CPU.
 
     Each output is ``sum over (i, j) of x[stride * y + i * dilation, stride * x + j * dilation] * w[i, j]``,
     which is the convolution itself, in elementwise operations that XLA fuses
     and differentiates cheaply. Channels-first inputs use Keras's path.
+    Registered as ``tlcore>DepthwiseConv2D``: a saved model loads with
+    ``keras.models.load_model`` once this module is imported, on every backend.
     """
 
     def call(self, inputs: Any) -> Any:

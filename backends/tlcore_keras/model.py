@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import importlib
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import keras
@@ -14,6 +17,11 @@ from tlcore.extend import initial_head_weights
 from tlcore_keras.backbones import KerasBackbone
 from tlcore_keras.frameworks import sync_state
 from tlcore_keras.layout import keras_layer_state, load_torch_layout_state
+
+# tlcore's serializable Keras classes (layers, initializers) are registered when their modules are imported: with
+# this module, so that whatever builds or loads a KerasNet can also load a saved one (keras.models.load_model).
+importlib.import_module("tlcore_keras.layers")
+importlib.import_module("tlcore_keras.torchvision_models")
 
 
 @keras.saving.register_keras_serializable(package="tlcore")
@@ -47,13 +55,37 @@ class KerasHead(keras.Model):
         """The head's dense layers in order, output last."""
         return [*self.hidden, self.out]
 
+    def get_config(self) -> dict[str, Any]:
+        """The head spec as plain values (``spec``), for ``save("x.keras")`` and :meth:`from_config`."""
+        config: dict[str, Any] = super().get_config()
+        config["spec"] = {field.name: getattr(self.spec, field.name) for field in dataclasses.fields(self.spec)}
+        config["spec"]["hidden"] = list(self.spec.hidden)
+        return config
 
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> KerasHead:
+        """The head :meth:`get_config` describes (its weights are loaded by Keras afterwards)."""
+        config = dict(config)
+        spec = dict(config.pop("spec"))
+        spec["hidden"] = tuple(spec.get("hidden", ()))
+        return cls(HeadSpec(**spec), **config)
+
+
+@keras.saving.register_keras_serializable(package="tlcore")
 class KerasNet(keras.Model):
-    """Backbone then head.
+    """Backbone then head: NHWC float32 images, preprocessed as the backbone's spec says, to logits.
 
     The backbone runs in training mode (BatchNorm statistics updating) only
     when ``update_bn_statistics`` is set and the model itself is training;
     frozen BatchNorm layers (``trainable=False``) always run in inference mode.
+
+    It saves the Keras way (``net.save("x.keras")``) and loads with
+    ``keras.models.load_model`` once tlcore's layers are registered (importing
+    :mod:`tlcore_keras.model`, or ``tlcore.get_backend("keras-jax")``, does
+    that). The config holds the backbone as a serialized functional model and
+    the head spec as plain values; ``update_bn_statistics`` is not saved, so a
+    loaded model starts with it off (it is for inference, or for a fresh
+    freeze plan).
     """
 
     def __init__(self, backbone: keras.Model, head: KerasHead, **kwargs: Any) -> None:
@@ -65,6 +97,24 @@ class KerasNet(keras.Model):
     def call(self, images: Any, training: bool = False) -> Any:
         features = self.backbone(images, training=bool(training) and self.update_bn_statistics)
         return self.head(features, training=training)
+
+    def get_config(self) -> dict[str, Any]:
+        """The backbone and head as serialized Keras objects, for ``save("x.keras")`` and :meth:`from_config`."""
+        config: dict[str, Any] = super().get_config()
+        config["backbone"] = keras.saving.serialize_keras_object(self.backbone)
+        config["head"] = keras.saving.serialize_keras_object(self.head)
+        return config
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any], custom_objects: Any = None) -> KerasNet:
+        """The model :meth:`get_config` describes, built (Keras loads the saved weights into it next)."""
+        config = dict(config)
+        backbone = keras.saving.deserialize_keras_object(config.pop("backbone"), custom_objects=custom_objects)
+        head = keras.saving.deserialize_keras_object(config.pop("head"), custom_objects=custom_objects)
+        net = cls(backbone, head, **config)
+        shape = (1, *backbone.input_shape[1:])
+        net(np.zeros(shape, dtype="float32"), training=False)  # creates the head's weights before they are loaded
+        return net
 
 
 def to_numpy(value: Any) -> np.ndarray:
@@ -100,7 +150,9 @@ class KerasModel(Model):
         ):
             layer.kernel.assign(kernel)
             layer.bias.assign(bias)
-        self._plan = FreezePlan(trainable=frozenset(i.name for i, _ in self._layers), bn_training=frozenset())
+        everything = frozenset(i.name for i, _ in self._layers)
+        weighted = frozenset(i.name for i, _ in self._layers if i.has_weights)
+        self._plan = FreezePlan(trainable=weighted, bn_training=frozenset(), selected=everything)
         self.apply_freeze(self._plan)
 
     @property
@@ -118,7 +170,7 @@ class KerasModel(Model):
         self.check_plan(plan)
         self._net.backbone.trainable = True  # this sets every sublayer; the flags below decide
         for info, layer in self._layers:
-            layer.trainable = info.name in plan.trainable
+            layer.trainable = info.name in plan.flagged
         self._net.update_bn_statistics = bool(plan.bn_training)
         self._plan = plan
 
@@ -165,6 +217,21 @@ class KerasModel(Model):
                 layer.bias.assign(state[f"{prefix}.bias"])
             except (KeyError, ValueError) as exc:
                 raise CheckpointError(f"head tensor {prefix} is missing or has the wrong shape: {exc}") from None
+
+    def export_requirements(self, format: str) -> dict[str, str]:
+        from tlcore_keras.export import export_requirements
+
+        return export_requirements(format)
+
+    def _write_onnx(self, path: Path) -> None:
+        from tlcore_keras.export import write_onnx
+
+        write_onnx(self._net, self.head.output_activation, self.image_size, self.backbone.input.channels, path)
+
+    def _write_saved_model(self, path: Path) -> None:
+        from tlcore_keras.export import write_saved_model
+
+        write_saved_model(self._net, self.head.output_activation, self.image_size, self.backbone.input.channels, path)
 
     def _assign_state(self, tensors: dict[str, np.ndarray]) -> None:
         """Assign a checked state (torch layout, canonical names) to backbone and head."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -180,6 +181,16 @@ class TorchModel(Model):
 
     def _state_shapes(self) -> dict[str, tuple[int, ...]]:
         return {name: tuple(value.shape) for name, value in self._net.state_dict().items()}
+
+    def export_requirements(self, format: str) -> dict[str, str]:
+        from tlcore_torch.export import export_requirements
+
+        return export_requirements(format)
+
+    def _write_onnx(self, path: Path) -> None:
+        from tlcore_torch.export import write_onnx
+
+        write_onnx(self._net, self.head.output_activation, self.image_size, self.backbone.input.channels, path)
 
     def _assign_state(self, tensors: dict[str, np.ndarray]) -> None:
         state = {name: torch.from_numpy(array) for name, array in tensors.items()}

@@ -116,6 +116,8 @@ def test_plugins_lists_everything_with_its_plugin() -> None:
         "plugins": "tlcore.builtin",
         "run": "tlcore.builtin",
         "convert": "tlcore.builtin",
+        "export": "tlcore.builtin",
+        "layers": "tlcore.builtin",
         "bench": "bench",
     }
 
