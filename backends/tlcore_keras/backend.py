@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from tlcore import BackboneSpec, Backend, ConfigError, HeadSpec, TLCoreError
 from tlcore.training import TrainerOptions
-from tlcore.weights import file_sha256
+from tlcore.weights import file_sha256, wants_random_init
 from tlcore_keras import frameworks
 from tlcore_keras.backbones import build_backbone
 from tlcore_keras.model import KerasModel
@@ -36,6 +36,7 @@ class KerasBackend(Backend):
     ) -> KerasModel:
         size = image_size or backbone.input.size
         self.seed(seed)
+        weights = None if wants_random_init(weights) else weights  # "none" is recorded as None
         native = build_backbone(backbone, weights, size)
         return KerasModel(
             self.name,

@@ -6,11 +6,22 @@ question needs it, and only the one Keras runs on: importing TensorFlow
 beside torchvision can crash the process, and each import costs seconds.
 Import this module only after :mod:`tlcore_keras.loader` has selected Keras's
 backend.
+
+On TensorFlow on a Linux machine with no NVIDIA driver, importing this
+module lets TensorFlow find its devices at once, without the
+``failed call to cuInit`` error that its CUDA build prints there (see
+:func:`initialise_tensorflow_devices`); elsewhere it changes nothing.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import random
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import keras
@@ -20,7 +31,9 @@ __all__ = [
     "device",
     "framework",
     "gpu_available",
+    "initialise_tensorflow_devices",
     "jax_on_cpu",
+    "nvidia_driver_present",
     "peak_memory_bytes",
     "seed",
     "sync_state",
@@ -166,3 +179,76 @@ def sync_state(model: Any) -> None:
     """
     if getattr(model, "_jax_state", None) is not None and hasattr(model, "jax_state_sync"):
         model.jax_state_sync()
+
+
+# ---------------------------------------------------------------- TensorFlow's devices, quietly
+
+CUINIT_MESSAGE = b"failed call to cuInit"
+"""What TensorFlow's CUDA build logs (level ERROR, from C++) when it finds no driver."""
+
+
+def nvidia_driver_present() -> bool:
+    """Whether this machine may have an NVIDIA GPU: True unless it is Linux with no NVIDIA driver or device.
+
+    Looks for the driver's ``/proc/driver/nvidia``, a ``/dev/nvidia<N>``
+    device, or WSL's ``/dev/dxg``; imports and calls nothing.
+    """
+    if not sys.platform.startswith("linux"):
+        return True  # nothing cheap tells; leave TensorFlow as it is
+    dev = Path("/dev")
+    return Path("/proc/driver/nvidia").exists() or (dev / "dxg").exists() or any(dev.glob("nvidia[0-9]*"))
+
+
+@contextlib.contextmanager
+def _stderr_without(marker: bytes) -> Iterator[None]:
+    """Send what is written to file descriptor 2 (C++ logs included) through, less the lines holding ``marker``.
+
+    The output is held in a temporary file while the block runs and written
+    back when it ends, in order; if descriptor 2 cannot be redirected, the
+    block runs with it untouched.
+    """
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError, AttributeError):
+        yield
+        return
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            yield
+        finally:
+            with contextlib.suppress(OSError, ValueError, AttributeError):
+                sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            held.seek(0)
+            kept = b"".join(line for line in held.read().splitlines(keepends=True) if marker not in line)
+            while kept:
+                kept = kept[os.write(2, kept) :]
+
+
+def initialise_tensorflow_devices() -> None:
+    """On a machine without an NVIDIA driver, let TensorFlow find its devices now, without the cuInit error.
+
+    TensorFlow's CUDA build calls ``cuInit`` when it first lists devices and
+    logs ``failed call to cuInit: ... (303)`` where there is no driver: an
+    error that says only that there is no GPU. Where
+    :func:`nvidia_driver_present` finds no driver, and ``TF_CPP_MIN_LOG_LEVEL``
+    is 2 (tlcore's default) or unset, that one line is dropped and anything
+    else TensorFlow prints meanwhile still shows. A lower level the user set
+    (asking for TensorFlow's information and warnings) keeps it; a machine
+    with a driver, or with ``CUDA_VISIBLE_DEVICES`` hiding its GPUs, is left
+    exactly as TensorFlow behaves (its devices found on first use, as
+    always). Does nothing outside TensorFlow.
+    """
+    level = os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2").strip()
+    if framework() != "tensorflow" or level != "2" or nvidia_driver_present():
+        return
+    import tensorflow as tf
+
+    with _stderr_without(CUINIT_MESSAGE):
+        tf.config.list_physical_devices()
+
+
+initialise_tensorflow_devices()

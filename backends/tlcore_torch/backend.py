@@ -8,6 +8,7 @@ import torch
 
 from tlcore import BackboneSpec, Backend, ConfigError, HeadSpec, TLCoreError
 from tlcore.training import TrainerOptions, default_threads
+from tlcore.weights import wants_random_init
 from tlcore_torch.backbones import build_backbone
 from tlcore_torch.model import TorchModel
 from tlcore_torch.trainer import TorchTrainer
@@ -50,6 +51,7 @@ class TorchBackend(Backend):
     ) -> TorchModel:
         self.seed(seed)
         size = image_size or backbone.input.size
+        weights = None if wants_random_init(weights) else weights  # "none" is recorded as None
         native = build_backbone(backbone, weights, size)
         return TorchModel(
             backbone,

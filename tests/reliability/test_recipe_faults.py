@@ -250,7 +250,7 @@ def test_an_output_folder_under_proc_is_refused_before_training(
         ),
         (
             ("test_fraction = 0.5", "test_fraction = 0.5\noptions = { colour = true }"),
-            "ConfigError: dataset 'digits' does not take options ['colour']",
+            "ConfigError: dataset 'digits' has no option 'colour'. It takes no options.",
         ),
         (
             ("image_size = 32", "image_size = 16"),

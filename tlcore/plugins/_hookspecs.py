@@ -62,7 +62,14 @@ def tlcore_register_freeze_policies(register: Callable[[FreezePolicyInfo], None]
 
 @hookspec
 def tlcore_register_datasets(register: Callable[[DatasetInfo], None]) -> None:
-    """Register datasets (named loaders returning a :class:`~tlcore.data.Dataset`)."""
+    """Register datasets: named loaders, ``loader(**options)``, returning a :class:`~tlcore.data.DatasetSource`.
+
+    A :class:`~tlcore.data.DatasetSource` holds the training data and, if the
+    source has one, its official test split; a loader with one
+    :class:`~tlcore.data.Dataset` returns ``DatasetSource(train=dataset)``.
+    Anything else is refused with a :class:`~tlcore.PluginError` naming the
+    plugin and the dataset.
+    """
 
 
 @hookspec

@@ -68,7 +68,15 @@ class FreezePolicyInfo:
 
 @dataclass(frozen=True)
 class DatasetInfo:
-    """A named dataset: ``loader(**options) -> Dataset`` (or a ``"module:function"`` path)."""
+    """A named dataset: ``loader(**options) -> DatasetSource``, or its ``"module:function"`` path.
+
+    The loader returns a :class:`tlcore.data.DatasetSource` (its data and
+    any official test split), never a bare ``Dataset``. The options a recipe
+    gives (``[data] options``) are checked against the loader's keyword
+    parameters and their annotations before it is called, so annotate them
+    (``path: str | Path``). ``requires`` lists the modules it imports; when
+    one is missing the user is told to run ``install_hint``.
+    """
 
     name: str
     loader: Callable[..., Any] | str

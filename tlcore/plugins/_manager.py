@@ -25,7 +25,7 @@ import threading
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 import pluggy
 
@@ -42,6 +42,9 @@ from tlcore._errors import (
 from tlcore._specs import BackboneSpec
 from tlcore.plugins import _hookspecs
 from tlcore.plugins._infos import BackendInfo, BuilderInfo, CommandInfo, DatasetInfo, FreezePolicyInfo, HeadInfo
+
+if TYPE_CHECKING:
+    from tlcore.data import DatasetSource
 
 ENTRY_POINT_GROUP = "tlcore"
 ALLOW_LIST_VARIABLE = "TLCORE_LOAD_PLUGINS"
@@ -137,6 +140,18 @@ class Registry:
         if name not in self.datasets:
             raise UnknownDatasetError(name, self.datasets)
         return self.datasets[name].item
+
+    def open_dataset(self, name: str, **options: Any) -> DatasetSource:
+        """Load dataset ``name`` with ``options``, checked against its loader's parameters first.
+
+        A bad option is a ConfigError naming it, its value and what the
+        loader takes; a loader returning anything but a
+        :class:`tlcore.data.DatasetSource` is a PluginError naming its plugin.
+        """
+        from tlcore.plugins._datasets import open_registered_dataset
+
+        info = self.dataset(name)
+        return open_registered_dataset(info, self.datasets[name].plugin, options)
 
 
 class _State:

@@ -14,7 +14,12 @@ __all__ = ["EpochRecord", "Evaluation", "History", "PhaseHistory", "evaluate_log
 
 @dataclass
 class EpochRecord:
-    """Metrics of one epoch."""
+    """Metrics of one epoch.
+
+    ``seconds`` is the time of its training steps (validation left out) and
+    ``images_per_second`` is ``images`` (the training images it stepped
+    through) over ``seconds``.
+    """
 
     epoch: int
     loss: float
@@ -25,6 +30,12 @@ class EpochRecord:
     trainable_layers: int
     val_loss: float | None = None
     val_accuracy: float | None = None
+    images: int = 0
+
+    @property
+    def images_trained(self) -> int:
+        """``images``; for a record written before it was kept, as its rate and time imply."""
+        return self.images or round(self.images_per_second * self.seconds)
 
 
 @dataclass
@@ -44,10 +55,19 @@ class PhaseHistory:
     feature_seconds: float = 0.0
 
     @property
+    def images(self) -> int:
+        """The training images the phase stepped through, all epochs together."""
+        return sum(e.images_trained for e in self.epochs)
+
+    @property
     def images_per_second(self) -> float:
-        """Mean training throughput over the phase's epochs."""
-        rates = [e.images_per_second for e in self.epochs]
-        return float(np.mean(rates)) if rates else 0.0
+        """The phase's training images over its wall time, ``seconds``.
+
+        The same time the phase's summary shows beside it: feature caching
+        and validation included. Each epoch's own rate (training steps only)
+        is in its :class:`EpochRecord`.
+        """
+        return self.images / self.seconds if self.seconds > 0 else 0.0
 
 
 @dataclass

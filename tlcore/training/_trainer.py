@@ -66,7 +66,13 @@ class _FeatureBatches:
         features: list[np.ndarray] = []
         labels: list[np.ndarray] = []
         for images, batch_labels in source.ordered():
-            features.append(compute(images))
+            count = len(images)
+            if features and count < len(images_seen := features[0]):
+                # A short last batch is padded to the full batch's shape, so that compiled backends (JAX,
+                # TensorFlow) trace the feature step once; BatchNorm is in inference mode, so each image's
+                # features do not depend on the rest of its batch.
+                images = np.concatenate([images, np.repeat(images[-1:], len(images_seen) - count, axis=0)])
+            features.append(np.asarray(compute(images))[:count])
             labels.append(batch_labels)
         self.features = np.concatenate(features)
         self.labels = np.concatenate(labels)
@@ -104,6 +110,15 @@ def numpy_single_threaded() -> contextlib.AbstractContextManager[object]:
     return limits
 
 
+def progress_label(phase: str, index: int, count: int, epoch: int, epochs: int) -> str:
+    """A progress bar's label: ``phase 2/3 fine-tune: epoch 1/5`` (``index`` and ``epoch`` from 0).
+
+    A phase left with the default name (``phase``, ``phase2``) is not named twice: ``phase 2/3: epoch 1/5``.
+    """
+    unnamed = phase == "phase" or (phase.startswith("phase") and phase[5:].isdigit())
+    return f"phase {index + 1}/{count}{'' if unnamed else ' ' + phase}: epoch {epoch + 1}/{epochs}"
+
+
 def _progress(iterable: Iterable[Any], *, total: int, description: str, enabled: bool) -> Iterable[Any]:
     if not enabled:
         return iterable
@@ -129,6 +144,7 @@ class Trainer(ABC):
         self.options = options
         self.history = History()
         self._plan: FreezePlan | None = None
+        self._phase_count = 1
         self.lr_scales = LearningRateScales()
         self.resumed_from: ResumePoint | None = None
 
@@ -227,6 +243,7 @@ class Trainer(ABC):
             point = self._resume_point(len(phases))
             self.resumed_from = point
             start = 0
+            self._phase_count = len(phases)
             if point is not None:
                 if self.options.progress:
                     print(
@@ -337,7 +354,7 @@ class Trainer(ABC):
                 self._apply(phase.freeze.plan(layers, epoch))
                 if self._plan != before:
                     self._plan_changed()
-            epoch_record = self._run_epoch(phase, epoch, train_source, train, cached)
+            epoch_record = self._run_epoch(phase, epoch, train_source, train, cached, index)
             if val_source is not None:
                 evaluation = self._evaluate_source(val_source, train.num_classes, cached)
                 epoch_record.val_loss, epoch_record.val_accuracy = evaluation.loss, evaluation.accuracy
@@ -378,7 +395,9 @@ class Trainer(ABC):
     def _min_delta(phase: Phase) -> float:
         return phase.early_stopping.min_delta if phase.early_stopping else 0.0
 
-    def _run_epoch(self, phase: Phase, epoch: int, source: Any, train: BatchSource, cached: bool) -> EpochRecord:
+    def _run_epoch(
+        self, phase: Phase, epoch: int, source: Any, train: BatchSource, cached: bool, index: int = 0
+    ) -> EpochRecord:
         started = time.perf_counter()
         losses: list[SupportsFloat] = []
         corrects: list[SupportsFloat] = []
@@ -386,7 +405,7 @@ class Trainer(ABC):
         batches = _progress(
             source.epoch(epoch),
             total=train.steps_per_epoch,
-            description=f"{phase.name} {epoch + 1}/{phase.epochs}",
+            description=progress_label(phase.name, index, self._phase_count, epoch, phase.epochs),
             enabled=self.options.progress,
         )
         for inputs, labels in batches:
@@ -411,6 +430,7 @@ class Trainer(ABC):
             seconds=seconds,
             images_per_second=seen / seconds if seconds > 0 else 0.0,
             trainable_layers=len(self._plan.trainable) if self._plan else 0,
+            images=seen,
         )
 
     def _evaluate_source(self, source: Any, num_classes: int, cached: bool) -> Evaluation:

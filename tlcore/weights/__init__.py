@@ -48,6 +48,7 @@ __all__ = [
     "sha256_in_name",
     "shape_problems",
     "torch_hub_dir",
+    "wants_random_init",
     "weights_cache_dir",
 ]
 
@@ -135,6 +136,15 @@ def shape_problems(
 WeightsKind = Literal["none", "named", "file"]
 
 
+def wants_random_init(weights: str | os.PathLike[str] | None) -> bool:
+    """Whether ``weights`` asks for random initialisation: ``None`` or the string ``"none"`` in any case.
+
+    Recipes and ``tlcore run --weights`` write ``"none"``; Python callers may
+    pass either, and every backend's ``build_model`` treats them alike.
+    """
+    return weights is None or (isinstance(weights, str) and weights.strip().lower() == "none")
+
+
 def _looks_like_path(text: str, suffixes: tuple[str, ...]) -> bool:
     known = (*suffixes, ".bin", ".ckpt", ".h5", ".json")
     return "/" in text or os.sep in text or text.startswith(("~", ".")) or Path(text).suffix.lower() in known
@@ -153,16 +163,18 @@ def resolve_weights(
     file of another kind (and not a neutral checkpoint) is refused. Every other value raises
     a :class:`WeightsError` that lists what is accepted.
     """
-    if weights is None:
+    if weights is None or wants_random_init(weights):
         return "none", None
     text = os.fspath(weights)
     if text in spec.weight_names:
         return "named", text
     path = Path(text).expanduser()
-    allowed = ", ".join(repr(n) for n in spec.weight_names) or "none"
+    names = ", ".join(repr(n) for n in spec.weight_names)
     usage = (
-        f"Pass weights=None (random initialisation), a registered name ({allowed}), "
-        f"or the path of an existing {'/'.join(suffixes)} file or neutral checkpoint (.json)."
+        f'Pass weights=None or "none" (random initialisation), '
+        f"{f'a registered name ({names}), ' if names else ''}"
+        f"or the path of an existing {'/'.join(suffixes)} file or neutral checkpoint (.json)"
+        f"{'' if names else f'; {spec.name} has no registered weights'}."
     )
     if path.is_file():
         if require_suffix and not path.name.lower().endswith(suffixes):
