@@ -8,7 +8,7 @@ from pathlib import Path
 
 from tlcore_bench.run import resolve_plan, run_bench
 
-__all__ = ["configure", "run"]
+__all__ = ["configure", "final_line", "run"]
 
 
 def _names(text: str | None) -> list[str] | None:
@@ -42,10 +42,24 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the benchmark plan the arguments select, print its report and the checks not passed."""
+    """Run the benchmark plan the arguments select, print its report, every check's verdict, and those not passed.
+
+    An undecided check (its data cannot decide it) is printed with its reason
+    and is not counted as not passed; a failed or unfinished one is.
+    """
     plan = resolve_plan(args.quick, _names(args.backends), args.seeds, _names(args.only), _names(args.tasks))
     report = run_bench(plan, args.out, progress=not args.no_progress, command="tlcore " + " ".join(sys.argv[1:]))
     print((Path(args.out) / "report.md").read_text())
-    failed = [name for name, ok in report["checks"].items() if not ok]
-    print(f"wrote {args.out}/report.md, report.json and plots; checks not passed: {', '.join(failed) or 'none'}")
+    checks = report["checks"]
+    print(final_line(checks, args.out))
     return 0
+
+
+def final_line(checks: dict[str, dict[str, str]], out: str) -> str:
+    """The command's last line: where the report is, then the checks not passed, then those undecided."""
+    failed = [name for name, check in checks.items() if check["verdict"] in ("fail", "incomplete")]
+    undecided = [name for name, check in checks.items() if check["verdict"] == "undecided"]
+    line = f"wrote {out}/report.md, report.json and plots; checks not passed: {', '.join(failed) or 'none'}"
+    if undecided:
+        line += f"; undecided (see the reasons above): {', '.join(undecided)}"
+    return line

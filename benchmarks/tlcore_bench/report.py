@@ -15,15 +15,19 @@ from typing import Any
 
 from tlcore.io import write_json, write_with
 from tlcore_bench.plots import plot_accuracy, plot_curves, plot_throughput
+from tlcore_bench.stats import FAIL, INCOMPLETE, PASS, Verdict, combine, equivalence, positive_gain, ratio_verdict
 from tlcore_bench.tasks import FULL, PARTS, QUICK, BenchPlan
 
-__all__ = ["build_report", "load_results", "render_markdown", "title", "write_report"]
+__all__ = ["build_report", "check_line", "load_results", "render_markdown", "title", "write_report"]
 
 Results = dict[str, list[dict[str, Any]]]
 
-# A whole fine-tuning recipe is chaotic: one run moves by about a seed-to-seed spread, so parity is a
-# comparison of means, and a verdict needs at least this many seeds per backend.
-MIN_SEEDS = 3
+# Defaults for plans written before these fields existed (:class:`tlcore_bench.tasks.BenchPlan`).
+_DEFAULTS = BenchPlan(name="", tasks=(), parity_tasks=()).to_dict()
+
+
+def _setting(plan: dict[str, Any], key: str) -> Any:
+    return plan.get(key, _DEFAULTS[key])
 
 
 def load_results(folder: Path) -> Results:
@@ -76,23 +80,77 @@ def _seeds(plan: dict[str, Any], task: dict[str, Any]) -> list[int]:
 
 
 def _parity(plan: dict[str, Any], results: Results) -> list[dict[str, Any]]:
+    """Fine-tuned parity per task: each backend against the reference, TOST on the per-seed differences."""
     rows = []
+    reference, margin = plan["reference"], plan["tolerance"]
     for task in _parity_tasks(plan):
         runs = _of(results, "parity", task["name"])
         backends = {b: _stats([r["test_accuracy"] for r in rs]) for b, rs in runs.items() if rs}
         means = [s["mean"] for s in backends.values()]
         spread = max(means) - min(means) if len(means) > 1 else None
         seeds = _seeds(plan, task)
-        complete = [b for b in plan["backends"] if b in backends and backends[b]["n"] >= len(seeds)]
-        if len(seeds) < MIN_SEEDS:
-            verdict = f"indicative only ({len(seeds)} seed)"
-        elif spread is not None and spread > plan["tolerance"]:
-            verdict = "fail"
-        elif len(complete) == len(plan["backends"]) and len(complete) > 1:
-            verdict = "pass"
+        against: dict[str, Verdict] = {}
+        base = {r["seed"]: r["test_accuracy"] for r in runs.get(reference, [])}
+        for backend in plan["backends"]:
+            if backend == reference:
+                continue
+            mine = {r["seed"]: r["test_accuracy"] for r in runs.get(backend, [])}
+            paired = sorted(set(mine) & set(base) & set(seeds))
+            verdict = equivalence(
+                [mine[seed] - base[seed] for seed in paired],
+                margin,
+                assumed_spread=_setting(plan, "parity_spread"),
+                what=f"difference to {reference}",
+            )
+            if verdict.verdict != FAIL and len(paired) < len(seeds):
+                verdict = Verdict(INCOMPLETE, f"{len(paired)} of {len(seeds)} seeds paired so far; {verdict.reason}")
+            against[backend] = verdict
+        if reference not in plan["backends"]:
+            overall = Verdict(INCOMPLETE, f"the reference backend {reference} is not in the plan")
         else:
-            verdict = "incomplete"
-        rows.append({"task": task["name"], "backends": backends, "spread": spread, "verdict": verdict})
+            overall = combine(against)
+        rows.append(
+            {
+                "task": task["name"],
+                "backends": backends,
+                "spread": spread,
+                "against_reference": {b: v.to_dict() for b, v in against.items()},
+                "verdict": overall.verdict,
+                "reason": overall.reason,
+            }
+        )
+    return rows
+
+
+def _head_parity(plan: dict[str, Any], results: Results) -> list[dict[str, Any]]:
+    """The head phase alone (the linear probe) from one checkpoint, on every backend: correct test images compared."""
+    if not _setting(plan, "head_parity"):
+        return []
+    rows = []
+    allowed = _setting(plan, "head_parity_images")
+    for task in _parity_tasks(plan):
+        seed = _seeds(plan, task)[0]
+        correct: dict[str, int] = {}
+        size = 0
+        for backend, records in _of(results, "probe", task["name"]).items():
+            record = next((r for r in records if r["seed"] == seed), None)
+            if record is not None:
+                size = record["dataset"]["test"]
+                correct[backend] = round(record["test_accuracy"] * size)
+        apart = max(correct.values()) - min(correct.values()) if correct else None
+        missing = [b for b in plan["backends"] if b not in correct]
+        counts = ", ".join(f"{b} {correct[b]}" for b in plan["backends"] if b in correct)
+        text = f"correct test images {counts} of {size}"
+        if apart is not None and apart > allowed:
+            verdict = Verdict(FAIL, f"{text}: {apart} apart, more than {allowed}")
+        elif missing:
+            verdict = Verdict(INCOMPLETE, f"no linear probe yet on {', '.join(missing)}")
+        else:
+            verdict = Verdict(PASS, f"{text}: {apart} apart (at most {allowed})")
+        rows.append(
+            {"task": task["name"], "seed": seed, "correct": correct, "test_images": size, "apart": apart}
+            | {"verdict": verdict.verdict, "reason": verdict.reason}
+        )
     return rows
 
 
@@ -102,9 +160,11 @@ def _transfer(plan: dict[str, Any], results: Results) -> list[dict[str, Any]]:
     for task in _parity_tasks(plan):
         name = task["name"]
         fine = [r["test_accuracy"] for rs in _of(results, "parity", name).values() for r in rs]
-        reference_fine = [r["test_accuracy"] for r in _of(results, "parity", name).get(reference, [])]
+        reference_runs = _of(results, "parity", name).get(reference, [])
+        reference_fine = [r["test_accuracy"] for r in reference_runs]
         probe = [r["test_accuracy"] for r in _of(results, "probe", name).get(reference, [])]
-        scratch = [r["test_accuracy"] for r in _of(results, "scratch", name).get(reference, [])]
+        scratch_runs = _of(results, "scratch", name).get(reference, [])
+        scratch = [r["test_accuracy"] for r in scratch_runs]
         timed = _of(results, "scratch_time", name).get(reference, [])
         row: dict[str, Any] = {
             "task": name,
@@ -117,12 +177,20 @@ def _transfer(plan: dict[str, Any], results: Results) -> list[dict[str, Any]]:
             "scratch_same_time": _stats([r["test_accuracy"] for r in timed]) if timed else None,
             "scratch_same_time_epochs": [r["phases"][0]["epochs_planned"] for r in timed],
         }
-        for key, suffix in (("scratch_same_time", "_same_time"), ("scratch", "_same_epochs")):
+        tuned = {r["seed"]: r["test_accuracy"] for r in reference_runs}
+        for key, runs, suffix in (
+            ("scratch_same_time", timed, "_same_time"),
+            ("scratch", scratch_runs, "_same_epochs"),
+        ):
+            # Paired by seed: the same split and the same test images on both sides.
+            gains = [tuned[r["seed"]] - r["test_accuracy"] for r in runs if r["seed"] in tuned]
             if row["fine_tuned"] and row[key]:
-                row[f"gain{suffix}"] = gain = row["fine_tuned"]["mean"] - row[key]["mean"]
-                row[f"verdict{suffix}"] = "transfer wins" if gain > 0 else "scratch wins"
-            else:
-                row[f"verdict{suffix}"] = "incomplete"
+                row[f"gain{suffix}"] = row["fine_tuned"]["mean"] - row[key]["mean"]
+            verdict = positive_gain(gains, assumed_spread=_setting(plan, "gain_spread"), what="gain over scratch")
+            row[f"verdict{suffix}"] = {"pass": "transfer wins", "fail": "scratch wins"}.get(
+                verdict.verdict, verdict.verdict
+            )
+            row[f"check{suffix}"] = verdict.to_dict()
         rows.append(row)
     return rows
 
@@ -170,9 +238,22 @@ def _speed(plan: dict[str, Any], results: Results) -> list[dict[str, Any]]:
                 "naive_accuracy": naive["test_accuracy"],
                 "accuracy_difference": abs(cached["test_accuracy"] - naive["test_accuracy"]),
             }
+            speedup = row["cache"]["speedup"] or 0.0
+            bar, apart = _setting(plan, "cache_bar"), row["cache"]["accuracy_difference"]
+            verdict = Verdict(
+                PASS if speedup >= bar and apart <= plan["tolerance"] else FAIL,
+                f"{speedup:.1f}x against {bar:.0f}x, accuracy {100 * apart:.2f} points apart",
+            )
+            row["cache"]["check"] = verdict.to_dict()
         overhead = next((r for r in records if r["kind"] == "overhead"), None)
         if overhead:
             row["overhead"] = {k: overhead[k] for k in ("ratio", "tlcore_median", "hand_median", "hand_loop", "freeze")}
+            if "pair_ratios" in overhead:
+                verdict = ratio_verdict(overhead["pair_ratios"], _setting(plan, "overhead_bar"))
+            else:  # a result from before the paired design: one ratio of medians, no interval
+                ratio = overhead["ratio"]
+                verdict = Verdict(PASS if ratio >= _setting(plan, "overhead_bar") else FAIL, f"ratio {ratio:.3f}")
+            row["overhead"]["check"] = verdict.to_dict()
         row["peak_rss_bytes"] = max(r["peak_rss_bytes"] for r in records)
         device_peaks = [
             r["peak_memory"]["device_bytes"] for r in records if r.get("peak_memory", {}).get("device_bytes")
@@ -181,6 +262,41 @@ def _speed(plan: dict[str, Any], results: Results) -> list[dict[str, Any]]:
         row["versions"] = next((r["versions"] for r in records if r.get("versions")), {})
         rows.append(row)
     return rows
+
+
+def _verdict(check: dict[str, Any]) -> Verdict:
+    return Verdict(check["verdict"], check["reason"])
+
+
+def _checks(
+    plan: dict[str, Any],
+    parts: list[str],
+    head_parity: list[dict[str, Any]],
+    parity: list[dict[str, Any]],
+    transfer: list[dict[str, Any]],
+    speed: list[dict[str, Any]],
+) -> dict[str, dict[str, Any]]:
+    """Every check's verdict and reason: pass, fail, undecided (the data cannot decide it, and why) or incomplete."""
+    checks: dict[str, Verdict] = {}
+    if "parity" in parts:
+        if _setting(plan, "head_parity"):
+            checks["head_parity"] = combine({row["task"]: _verdict(row) for row in head_parity})
+        checks["parity"] = combine({row["task"]: _verdict(row) for row in parity})
+    if "transfer" in parts:
+        # The budget is the training time: a head epoch on cached features costs a fraction of a full one.
+        checks["transfer"] = combine({row["task"]: _verdict(row["check_same_time"]) for row in transfer})
+        checks["transfer_same_epochs"] = combine({row["task"]: _verdict(row["check_same_epochs"]) for row in transfer})
+    if "speed" in parts:
+        for name in ("overhead", "cache"):
+            checks[name] = combine(
+                {
+                    row["backend"]: _verdict(row[name]["check"])
+                    if name in row and "check" in row[name]
+                    else Verdict(INCOMPLETE, "not measured yet")
+                    for row in speed
+                }
+            )
+    return {name: verdict.to_dict() for name, verdict in checks.items()}
 
 
 def build_report(folder: Path) -> dict[str, Any]:
@@ -197,26 +313,15 @@ def build_report(folder: Path) -> dict[str, Any]:
     parity = _parity(plan, results) if "parity" in parts else []
     transfer = _transfer(plan, results) if "transfer" in parts else []
     speed = _speed(plan, results)
-    checks = {
-        "parity": bool(parity) and all(row["verdict"] == "pass" for row in parity),
-        # The budget is the training time: a head epoch on cached features costs a fraction of a full one.
-        "transfer": all(row["verdict_same_time"] == "transfer wins" for row in transfer),
-        "transfer_same_epochs": all(row["verdict_same_epochs"] == "transfer wins" for row in transfer),
-        "overhead": bool(speed) and all(r.get("overhead", {}).get("ratio", 0) >= 0.95 for r in speed),
-        "cache": bool(speed)
-        and all(
-            r.get("cache", {}).get("speedup", 0) >= 10 and r["cache"]["accuracy_difference"] <= plan["tolerance"]
-            for r in speed
-        ),
-    }
-    part_of = {"parity": "parity", "transfer": "transfer", "transfer_same_epochs": "transfer"}
-    checks = {name: ok for name, ok in checks.items() if part_of.get(name, "speed") in parts}
+    head_parity = _head_parity(plan, results) if "parity" in parts else []
+    checks = _checks(plan, parts, head_parity, parity, transfer, speed)
     return {
         "plan": plan,
         "command": meta.get("command"),
         "machine": meta.get("machine", {}),
         "started": meta.get("started"),
         "statuses": statuses,
+        "head_parity": head_parity,
         "parity": parity,
         "transfer": transfer,
         "speed": speed,
@@ -261,6 +366,13 @@ def title(plan: dict[str, Any]) -> str:
     return name + (f" ({'; '.join(narrowed)})" if narrowed else "")
 
 
+def check_line(check: dict[str, Any]) -> str:
+    """``passed``, ``not passed`` or ``undecided``, with the check's reason."""
+    word = {"pass": "passed", "fail": "not passed", "undecided": "undecided", "incomplete": "incomplete"}
+    text = word.get(check["verdict"], check["verdict"])
+    return f"{text} ({check['reason']})" if check.get("reason") else text
+
+
 def render_markdown(report: dict[str, Any]) -> str:
     """The report as Markdown tables, for people and for the README."""
     plan, machine = report["plan"], report["machine"]
@@ -274,7 +386,8 @@ def render_markdown(report: dict[str, Any]) -> str:
         "",
         "efficientnet_lite0 with ImageNet weights from one neutral checkpoint, two-phase recipe "
         f"(head on frozen features, then fine-tuning); {_seeds_text(plan)}; "
-        f"tolerance: every backend's mean within {100 * plan['tolerance']:.1f} points of the others.",
+        f"parity: each backend's per-seed differences to {plan['reference']}, the 90 % interval of their mean "
+        f"within ±{100 * plan['tolerance']:.1f} points (two one-sided tests).",
         "",
         "## Backends",
         "",
@@ -289,6 +402,20 @@ def render_markdown(report: dict[str, Any]) -> str:
         text = f"{state}: {detail}" if detail else state
         version = ", ".join(f"{k} {v}" for k, v in versions.get(backend, {}).items() if v)
         lines.append(f"| {backend} | {text.replace('|', '/')} | {version or '-'} |")
+    if report.get("head_parity"):
+        lines += [
+            "",
+            "## Head-phase parity (the linear probe from one checkpoint: correct test images, first seed)",
+            "",
+            "| task | " + " | ".join(backends) + " | apart | verdict |",
+            "| --- |" + " --- |" * (len(backends) + 2),
+        ]
+    for row in report.get("head_parity", []):
+        cells = [str(row["correct"].get(b, "-")) for b in backends]
+        apart = "-" if row["apart"] is None else str(row["apart"])
+        lines.append(
+            f"| {row['task']} | " + " | ".join(cells) + f" | {apart} of {row['test_images']} | {row['verdict']} |"
+        )
     if report["parity"]:
         lines += ["", "## Accuracy parity (test accuracy %, mean ± std over seeds)", ""]
         lines.append("| task | " + " | ".join(backends) + " | spread (points) | verdict |")
@@ -297,6 +424,9 @@ def render_markdown(report: dict[str, Any]) -> str:
         cells = [_mean_std(row["backends"].get(b)) for b in backends]
         spread = "-" if row["spread"] is None else f"{100 * row['spread']:.2f}"
         lines.append(f"| {row['task']} | " + " | ".join(cells) + f" | {spread} | {row['verdict']} |")
+    for row in report["parity"]:
+        for backend, check in row.get("against_reference", {}).items():
+            lines.append(f"- {row['task']}, {backend}: {check['verdict']}: {check['reason']}")
     if report["transfer"]:
         lines += [
             "",
@@ -346,19 +476,19 @@ def render_markdown(report: dict[str, Any]) -> str:
             f"{_number(row['frozen_phase_images_per_second'])} | {cache_cell} | {accuracy_cell} | {rates} | "
             f"{ratio} | {memory} |"
         )
-    checks = report["checks"]
+    lines += ["", "## Checks", ""]
+    lines += [f"- {name}: {check_line(check)}" for name, check in report["checks"].items()]
     lines += [
         "",
-        "Checks: "
-        + ", ".join(f"{name} {'passed' if ok else 'not passed'}" for name, ok in checks.items())
-        + f". Jobs finished: {report['jobs_finished']}.",
+        f"Jobs finished: {report['jobs_finished']}.",
         "",
         "Fine-tuning img/s: the fine-tuning phase's training throughput, data preparation included, the first "
         "(compiling) epoch left out when there are more. Frozen phase img/s: training images x "
         "epochs / the phase's time, feature extraction included. Cached vs naive: the frozen phase with the "
         "backbone's features computed once, against recomputing them every epoch. Overhead ratio: tlcore's "
         "training step throughput over the hand-written loop's, same model, batches, batch size and float32 "
-        "(1.0 = no overhead). Peak host memory: the largest resident set of the backend's process.",
+        "(1.0 = no overhead): the median of per-pair ratios of single epochs run back to back, with an "
+        "order-statistics interval. Peak host memory: the largest resident set of the backend's process.",
         "",
     ]
     return "\n".join(lines)

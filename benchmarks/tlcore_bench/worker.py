@@ -27,8 +27,9 @@ from tlcore import FineTuneAt, Recipe, get_backend, make_head, open_dataset, pea
 from tlcore.data import Augmentation, Batches, ImagePipeline, make_splits
 from tlcore.io import write_json
 from tlcore.plugins import load_plugins
-from tlcore.training import Phase, TrainerOptions
+from tlcore.training import EpochRecord, Phase, PhaseHistory, TrainerOptions
 from tlcore_bench.baselines import HandLoop, hand_loop
+from tlcore_bench.stats import ratio_verdict
 from tlcore_bench.tasks import BenchPlan, Job, Task, jobs_for, parity_recipe, probe_recipe, scratch_recipe
 
 __all__ = ["main", "run_job"]
@@ -72,12 +73,18 @@ class FixedBatches:
 def run_overhead(
     plan: BenchPlan, task: Task, backend: str, weights: str, seed: int, loop: HandLoop | None = None
 ) -> dict[str, Any]:
-    """tlcore's training step against the framework's hand-written loop, on one model, alternating rounds.
+    """tlcore's training step against the framework's hand-written loop: a paired design of alternating epochs.
 
-    The model fine-tunes from ``task.fine_tune_at`` (the expensive phase) on
-    ``plan.overhead_batches`` prepared batches. The first epoch of every round
-    is a warm-up (compilation) and is not counted; the ratio is of the
-    median throughputs. ``loop`` replaces the backend's hand-written loop.
+    The model fine-tunes from ``task.fine_tune_at`` (the recipe's training
+    phase) on ``plan.overhead_batches`` prepared batches. tlcore's trainer runs
+    ``plan.overhead_pairs`` + 1 epochs in one phase (the first compiles its
+    step and is not counted); after each counted epoch the hand-written loop
+    runs one epoch on a twin of the model (same weights, same layers frozen;
+    its own compiled step, so neither side's compilation is repeated). Each
+    pair's ratio compares two epochs run back to back, so a machine that
+    slows down for a while slows both; the verdict takes the median of the
+    ratios with an order-statistics interval (:func:`tlcore_bench.stats.ratio_verdict`).
+    ``loop`` replaces the backend's hand-written loop.
     """
     recipe = parity_recipe(task, weights, seed)
     native = get_backend(backend)
@@ -94,38 +101,45 @@ def run_overhead(
     batches = Batches(splits.train, pipeline, batch_size=task.batch_size, shuffle=True, seed=seed)
     prepared = [b for b in islice(batches.epoch(0), plan.overhead_batches) if len(b[1]) == task.batch_size]
     source = FixedBatches(prepared, splits.train.num_classes)
+    head = make_head(recipe, splits.train.num_classes)
     native.seed(seed)
-    model = native.build_model(
-        spec, make_head(recipe, splits.train.num_classes), weights=weights, seed=seed, image_size=size
-    )
+    model = native.build_model(spec, head, weights=weights, seed=seed, image_size=size)
     trainer = native.make_trainer(model, TrainerOptions(seed=seed, progress=False))
     phase = Phase(
         name="overhead",
         freeze=FineTuneAt(task.fine_tune_at),
-        epochs=plan.overhead_epochs,
+        epochs=plan.overhead_pairs + 1,
         learning_rate=task.fine_tune_learning_rate,
         keep_best=False,
         cache_features=False,
     )
-    loop = loop or hand_loop(backend)
-    library: list[float] = []
+    twin = native.build_model(spec, head, weights=weights, seed=seed, image_size=size)
+    twin.apply_freeze(phase.freeze.plan(twin.layers(), 0))
+    hand_epoch = (loop or hand_loop(backend))(twin.native, prepared, task.fine_tune_learning_rate)
     hand: list[float] = []
-    for _ in range(plan.overhead_rounds):
-        history = trainer.fit(source, [phase])
-        library += [e.images_per_second for e in history.phases[-1].epochs[1:]]
-        hand += loop(model.native, prepared, task.fine_tune_learning_rate, plan.overhead_epochs)[1:]
-    library_rate, hand_rate = float(np.median(library)), float(np.median(hand))
+
+    def then_by_hand(record: PhaseHistory, epoch: EpochRecord) -> None:
+        if epoch.epoch > 0:  # tlcore's first epoch compiled its step: no pair
+            hand.append(hand_epoch())
+
+    history = trainer.fit(source, [phase], on_epoch=then_by_hand)
+    library = [e.images_per_second for e in history.phases[-1].epochs[1:]]
+    ratios = [t / h if h > 0 else 0.0 for t, h in zip(library, hand, strict=True)]
+    verdict = ratio_verdict(ratios, plan.overhead_bar)
     return {
         "task": task.name,
         "freeze": phase.freeze.describe(),
         "batch_size": task.batch_size,
         "image_size": task.image_size,
         "images_per_epoch": source.num_examples,
+        "design": "paired: alternating single epochs, tlcore then the hand loop; median of per-pair ratios",
         "tlcore_images_per_second": library,
         "hand_images_per_second": hand,
-        "tlcore_median": library_rate,
-        "hand_median": hand_rate,
-        "ratio": library_rate / hand_rate if hand_rate > 0 else 0.0,
+        "pair_ratios": ratios,
+        "tlcore_median": float(np.median(library)),
+        "hand_median": float(np.median(hand)),
+        "ratio": verdict.interval.estimate if verdict.interval else 0.0,
+        "ratio_interval": verdict.interval.to_dict() if verdict.interval else None,
         "hand_loop": "plain torch loop" if backend == "torch" else "keras.Model.fit",
         "device": native.device(),
         "versions": native.versions(),

@@ -30,8 +30,8 @@ PLAN = BenchPlan(
     reference="torch",
     cache_task=TINY.name,
     overhead_batches=2,
-    overhead_epochs=2,
-    overhead_rounds=1,
+    overhead_pairs=5,
+    head_parity=True,
 )
 
 

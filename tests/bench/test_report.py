@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tlcore_bench.report import build_report, render_markdown, title, write_report
+from tlcore_bench.command import final_line
+from tlcore_bench.report import build_report, check_line, render_markdown, title, write_report
 from tlcore_bench.tasks import FULL, QUICK, BenchPlan, Task, jobs_for
 
 from tlcore.io import write_json
@@ -124,19 +125,35 @@ def _bench(
     return tmp_path
 
 
-def test_parity_passes_when_every_mean_is_within_the_tolerance(tmp_path: Path) -> None:
-    bench = _bench(tmp_path, {"torch": [0.90, 0.91, 0.92], "keras-jax": [0.91, 0.91, 0.913]})
-    row = build_report(bench)["parity"][0]
+def test_parity_passes_when_the_paired_interval_is_inside_the_tolerance(tmp_path: Path) -> None:
+    # Per-seed differences to torch: +0.1, +0.1, -0.1 points; their 90 % interval is well inside ±0.5.
+    bench = _bench(tmp_path, {"torch": [0.90, 0.91, 0.92], "keras-jax": [0.901, 0.911, 0.919]})
+    report = build_report(bench)
+    row = report["parity"][0]
     assert row["verdict"] == "pass"
-    assert row["spread"] == pytest.approx(0.001, abs=1e-9)
+    assert row["spread"] == pytest.approx(0.00033, abs=1e-4)
     assert row["backends"]["torch"]["mean"] == pytest.approx(0.91)
     assert row["backends"]["torch"]["std"] == pytest.approx(0.01)
+    assert row["against_reference"]["keras-jax"]["verdict"] == "pass"
+    assert report["checks"]["parity"]["verdict"] == "pass"
+    assert "keras-jax: pass: mean difference to torch 0.03 points" in render_markdown(report)
+
+
+def test_parity_is_undecided_when_the_seeds_cannot_decide_it_and_says_how_many_would(tmp_path: Path) -> None:
+    # Means 0.2 points apart, but the differences scatter by 0.5 points: the interval straddles +0.5.
+    bench = _bench(tmp_path, {"torch": [0.90, 0.91, 0.92], "keras-jax": [0.904, 0.906, 0.926]})
+    report = build_report(bench)
+    check = report["parity"][0]["against_reference"]["keras-jax"]
+    assert check["verdict"] == "undecided"
+    assert check["seeds_needed"] > 3
+    assert f"about {check['seeds_needed']} seeds would decide it" in check["reason"]
+    assert report["checks"]["parity"]["verdict"] == "undecided"
 
 
 def test_parity_fails_beyond_the_tolerance_and_is_incomplete_with_missing_seeds(tmp_path: Path) -> None:
-    failing = build_report(_bench(tmp_path / "a", {"torch": [0.90] * 3, "keras-jax": [0.92] * 3}))
+    failing = build_report(_bench(tmp_path / "a", {"torch": [0.90, 0.91, 0.92], "keras-jax": [0.92, 0.93, 0.94]}))
     assert failing["parity"][0]["verdict"] == "fail"
-    assert not failing["checks"]["parity"]
+    assert failing["checks"]["parity"]["verdict"] == "fail"
     partial = build_report(_bench(tmp_path / "b", {"torch": [0.90] * 3, "keras-jax": [0.90]}))
     assert partial["parity"][0]["verdict"] == "incomplete"
     # A task with seeds of its own is complete with all of them, not with the plan's three.
@@ -180,20 +197,24 @@ def test_transfer_value_and_speed_rows(tmp_path: Path) -> None:
         "hand_median": 100.0,
         "hand_loop": "plain torch loop",
         "freeze": "fine_tune_at(stage5)",
+        "pair_ratios": [0.96, 0.97, 0.99, 0.97, 0.98, 0.96, 1.01],
     }
     for name, record in (("probe", probe), ("naive", naive), ("scratch", scratch), ("overhead", overhead)):
         write_json(bench / "runs" / "torch" / f"{name}.json", record)
     report = build_report(bench)
     transfer = report["transfer"][0]
+    # One seed: a 20-point gain is decided against the assumed per-seed spread of 4 points.
     assert transfer["verdict_same_epochs"] == "transfer wins"
     assert transfer["gain_same_epochs"] == pytest.approx(0.2)
+    assert "assumed per-seed spread of 4.00 points" in transfer["check_same_epochs"]["reason"]
     assert transfer["verdict_same_time"] == "incomplete"
-    assert not report["checks"]["transfer"] and report["checks"]["transfer_same_epochs"]
+    assert report["checks"]["transfer"]["verdict"] == "incomplete"
+    assert report["checks"]["transfer_same_epochs"]["verdict"] == "pass"
     timed = {**scratch, "kind": "scratch_time", "test_accuracy": 0.5, "phases": [{"name": "s", "epochs_planned": 2}]}
     write_json(bench / "runs" / "torch" / "scratch_time.json", timed)
     with_timed = build_report(bench)
     transfer = with_timed["transfer"][0]
-    assert with_timed["checks"]["transfer"]  # the budget is the training time
+    assert with_timed["checks"]["transfer"]["verdict"] == "pass"  # the budget is the training time
     assert transfer["verdict_same_time"] == "transfer wins"
     assert transfer["gain_same_time"] == pytest.approx(0.4)
     assert transfer["scratch_same_time_epochs"] == [2]
@@ -201,19 +222,60 @@ def test_transfer_value_and_speed_rows(tmp_path: Path) -> None:
     torch_speed = next(row for row in report["speed"] if row["backend"] == "torch")
     assert torch_speed["cache"]["speedup"] == pytest.approx(15.0)
     assert torch_speed["overhead"]["ratio"] == pytest.approx(0.97)
+    # Seven pairs: the median's interval runs from the 2nd to the 6th ratio (0.96 to 0.99), above 0.95.
+    assert torch_speed["overhead"]["check"]["verdict"] == "pass"
+    assert torch_speed["cache"]["check"]["verdict"] == "pass"
+    # keras-jax has not measured its overhead: the check is incomplete, and says so.
+    assert report["checks"]["overhead"]["verdict"] == "incomplete"
+    assert report["checks"]["overhead"]["reason"] == "keras-jax: not measured yet"
     assert torch_speed["fine_tune_images_per_second"] == pytest.approx(90.0)  # the compiling epoch left out
     markdown = render_markdown(report)
     assert "2.0 s vs 30.0 s (15.0x)" in markdown
     assert "| 0.970 |" in markdown
 
 
-def test_one_seed_gives_no_parity_verdict(tmp_path: Path) -> None:
-    write_json(tmp_path / "plan.json", {"plan": {**PLAN.to_dict(), "seeds": [0]}})
-    for backend, value in (("torch", 0.9), ("keras-jax", 0.8)):
+def test_one_seed_leaves_parity_undecided_with_the_seeds_that_would_decide_it(tmp_path: Path) -> None:
+    plan = {**replace(PLAN, parts=("parity",)).to_dict(), "seeds": [0]}
+    write_json(tmp_path / "plan.json", {"plan": plan})
+    for backend, value in (("torch", 0.9), ("keras-jax", 0.899)):
         write_json(tmp_path / "runs" / backend / "parity_tiny_s0.json", _parity(backend, 0, value))
-    row = build_report(tmp_path)["parity"][0]
-    assert row["verdict"] == "indicative only (1 seed)"
-    assert row["spread"] == pytest.approx(0.1)
+    report = build_report(tmp_path)
+    row = report["parity"][0]
+    assert row["verdict"] == "undecided"
+    assert row["spread"] == pytest.approx(0.001)
+    reason = row["against_reference"]["keras-jax"]["reason"]
+    assert reason.startswith("1 seed (difference to torch -0.10 points)")
+    assert "assumed per-seed spread of 0.45 points" in reason and "seeds would decide it" in reason
+    # Undecided is printed with its reason and is not counted as not passed.
+    assert check_line(report["checks"]["parity"]).startswith("undecided (tiny: keras-jax: 1 seed")
+    assert final_line(report["checks"], "OUT").endswith(
+        "checks not passed: none; undecided (see the reasons above): parity"
+    )
+
+
+def _probe(backend: str, correct: int, test: int = 450) -> dict[str, Any]:
+    record = _parity(backend, 0, correct / test)
+    return {**record, "kind": "probe", "dataset": {"train": 50, "test": test}}
+
+
+def test_head_parity_compares_correct_test_images_across_backends(tmp_path: Path) -> None:
+    plan = replace(PLAN, head_parity=True, parts=("parity",))
+    bench = _bench(tmp_path, {"torch": [0.9] * 3, "keras-jax": [0.9] * 3}, plan=plan)
+    assert next(job.key for job in jobs_for(plan, "keras-jax")) == "probe_tiny_s0"
+    write_json(bench / "runs" / "torch" / "probe_tiny_s0.json", _probe("torch", 400))
+    assert build_report(bench)["checks"]["head_parity"]["verdict"] == "incomplete"
+    write_json(bench / "runs" / "keras-jax" / "probe_tiny_s0.json", _probe("keras-jax", 402))
+    report = build_report(bench)
+    assert report["head_parity"][0]["apart"] == 2
+    assert report["checks"]["head_parity"] == {
+        "verdict": "pass",
+        "reason": "tiny: correct test images torch 400, keras-jax 402 of 450: 2 apart (at most 2)",
+        "interval": None,
+        "seeds_needed": None,
+    }
+    assert "| tiny | 400 | 402 | 2 of 450 | pass |" in render_markdown(report)
+    write_json(bench / "runs" / "keras-jax" / "probe_tiny_s0.json", _probe("keras-jax", 403))
+    assert build_report(bench)["checks"]["head_parity"]["verdict"] == "fail"
 
 
 def test_equal_time_scratch_gets_the_epochs_that_fit_in_the_recipe_time(tmp_path: Path) -> None:
@@ -249,9 +311,13 @@ def test_a_speed_only_report_has_only_the_speed_checks(tmp_path: Path) -> None:
     write_json(tmp_path / "plan.json", {"plan": replace(PLAN, parts=("speed",)).to_dict()})
     overhead = {**_parity("torch", 0, 0.0), "kind": "overhead", "ratio": 0.99, "tlcore_median": 99.0}
     overhead |= {"hand_median": 100.0, "hand_loop": "plain torch loop", "freeze": "fine_tune_at(stem)"}
+    overhead["pair_ratios"] = [0.93, 0.99, 1.02, 0.97, 1.0]  # five pairs: the interval is the range, 0.93 to 1.02
     write_json(tmp_path / "runs" / "torch" / "overhead.json", overhead)
     report = write_report(tmp_path)
     assert set(report["checks"]) == {"overhead", "cache"}
+    assert report["checks"]["overhead"]["verdict"] == "undecided"
+    assert "the interval straddles the bar" in report["checks"]["overhead"]["reason"]
+    assert report["checks"]["cache"]["verdict"] == "incomplete"
     assert report["parity"] == [] and report["transfer"] == []
     markdown = (tmp_path / "report.md").read_text()
     assert "Accuracy parity" not in markdown and "Transfer value" not in markdown
