@@ -160,6 +160,7 @@ def command_run(args: argparse.Namespace) -> int:
 
     from tlcore._recipe import load_recipe
     from tlcore._runner import dry_run, run_recipe
+    from tlcore.weights import wants_random_init
 
     recipe = load_recipe(args.recipe)
     if args.seed is not None:
@@ -167,7 +168,7 @@ def command_run(args: argparse.Namespace) -> int:
     if args.device is not None:
         recipe = replace(recipe, device=args.device)
     if args.weights is not None:
-        weights = None if args.weights.lower() == "none" else args.weights
+        weights = None if wants_random_init(args.weights) else args.weights
         recipe = replace(recipe, backbone=replace(recipe.backbone, weights=weights))
     if args.dry_run:
         print(dry_run(recipe, backend=args.backend))
@@ -227,6 +228,7 @@ def command_layers(args: argparse.Namespace) -> int:
     from tlcore._backend import get_backend
     from tlcore._layers import freeze_from_text, layer_table, recipe_phase_policies
     from tlcore._specs import HeadSpec
+    from tlcore.weights import wants_random_init
 
     policies: list[tuple[str, Any]] = [("", None)]
     if args.freeze is not None:
@@ -236,7 +238,7 @@ def command_layers(args: argparse.Namespace) -> int:
     backend = get_backend(args.backend)
     spec = load_plugins().backbone(args.backbone, backend.name)
     size = spec.input.size if args.image_size is None else (args.image_size, args.image_size)
-    weights = None if args.weights.lower() == "none" else args.weights
+    weights = None if wants_random_init(args.weights) else args.weights
     model = backend.build_model(spec, HeadSpec(num_outputs=2), weights=weights, seed=0, image_size=size)
     tables = [(phase, layer_table(model, policy, epoch=args.epoch - 1)) for phase, policy in policies]
     if args.json:

@@ -28,12 +28,24 @@ if TYPE_CHECKING:
 __all__ = [
     "EXPORT_HINT",
     "FORMATS",
+    "ONNX_OPSET",
     "command_export",
     "configure_export",
     "finish_onnx",
     "name_onnx_ends",
     "write_export",
 ]
+
+ONNX_OPSET = 18
+"""The ONNX opset every backend's converter writes.
+
+Left to each converter, the backends wrote three different opsets: their
+defaults are 20 in torch 2.14 (``torch.onnx._constants.ONNX_DEFAULT_OPSET``,
+also keras-torch's), 15 in tf2onnx 1.17 (``tf2onnx.constants.PREFERRED_OPSET``)
+and 23 in jax2onnx 0.17 (``to_onnx(opset=23)``), so the same model exported
+from two backends needed different runtimes. 18 is the newest that all of
+them write (tf2onnx's ``OPSET_TO_IR_VERSION`` stops at 18).
+"""
 
 FORMATS = ("onnx", "saved_model")
 EXPORT_HINT = "pip install 'tlcore[export]'"

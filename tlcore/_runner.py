@@ -8,6 +8,7 @@ import platform
 import resource
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -32,18 +33,23 @@ def open_dataset(name: str, **options: Any) -> Any:
     return load_plugins().open_dataset(name, **options)
 
 
-def make_head(recipe: Recipe, num_outputs: int) -> HeadSpec:
-    """The recipe's head preset, with its overrides, for ``num_outputs`` classes."""
+def head_from_preset(preset: str, num_outputs: int, options: Mapping[str, Any]) -> HeadSpec:
+    """The registered head ``preset`` for ``num_outputs`` outputs, with ``options`` overriding its values."""
     from tlcore.plugins import load_plugins
 
-    info = load_plugins().head(recipe.head.preset)
+    info = load_plugins().head(preset)
     try:
-        head = info.factory(num_outputs=num_outputs, **dict(recipe.head.options))
+        head = info.factory(num_outputs=num_outputs, **dict(options))
     except TypeError as exc:
-        raise ConfigError(f"head {recipe.head.preset!r} does not take {sorted(recipe.head.options)} ({exc}).") from None
+        raise ConfigError(f"head {preset!r} does not take {sorted(options)} ({exc}).") from None
     if not isinstance(head, HeadSpec):
-        raise ConfigError(f"head preset {recipe.head.preset!r} built {head!r}, not a HeadSpec.")
+        raise ConfigError(f"head preset {preset!r} built {head!r}, not a HeadSpec.")
     return head
+
+
+def make_head(recipe: Recipe, num_outputs: int) -> HeadSpec:
+    """The recipe's head preset, with its overrides, for ``num_outputs`` classes."""
+    return head_from_preset(recipe.head.preset, num_outputs, recipe.head.options)
 
 
 def _image_size(recipe: Recipe, spec: BackboneSpec) -> tuple[int, int]:

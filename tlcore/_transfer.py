@@ -45,20 +45,13 @@ def _size(image_size: int | Sequence[int] | None, spec: BackboneSpec) -> tuple[i
 
 
 def _head(head: str | HeadSpec, num_classes: int, options: Mapping[str, Any]) -> HeadSpec:
-    from tlcore.plugins import load_plugins
+    from tlcore._runner import head_from_preset
 
     if isinstance(head, HeadSpec):
         if head.num_outputs != num_classes:
             raise ConfigError(f"head has {head.num_outputs} outputs but num_classes={num_classes}; make them equal.")
         return head
-    info = load_plugins().head(head)
-    try:
-        spec = info.factory(num_outputs=num_classes, **dict(options))
-    except TypeError as exc:
-        raise ConfigError(f"head {head!r} does not take the options {sorted(options)} ({exc}).") from None
-    if not isinstance(spec, HeadSpec):
-        raise ConfigError(f"head preset {head!r} built {spec!r}, not a HeadSpec.")
-    return spec
+    return head_from_preset(head, num_classes, options)
 
 
 def create_model(

@@ -29,6 +29,7 @@ from typing import Any
 import keras
 
 from tlcore import ConfigError
+from tlcore.extend import ONNX_OPSET
 from tlcore_keras import frameworks
 from tlcore_keras.layers import keras_depthwise
 from tlcore_keras.model import KerasNet
@@ -83,7 +84,13 @@ def write_onnx(net: KerasNet, output_activation: str, image_size: tuple[int, int
     serving = _serving(net, output_activation, image_size, channels)
     with keras_depthwise(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the converters' notes about tracing are not the user's concern
-        serving.export(str(path), format="onnx", input_signature=_signature(image_size, channels), verbose=False)
+        serving.export(
+            str(path),
+            format="onnx",
+            input_signature=_signature(image_size, channels),
+            opset_version=ONNX_OPSET,
+            verbose=False,
+        )
     if frameworks.framework() == "jax":
         fix_jax2onnx_max_pool(path)
 

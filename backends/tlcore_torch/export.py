@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from tlcore import ConfigError
+from tlcore.extend import ONNX_OPSET
 
 __all__ = ["ServingModule", "export_requirements", "write_onnx"]
 
@@ -59,6 +60,7 @@ def write_onnx(net: nn.Module, output_activation: str, image_size: tuple[int, in
                 ServingModule(net, output_activation).eval(),
                 (sample,),
                 dynamo=True,
+                opset_version=ONNX_OPSET,
                 input_names=["images"],
                 output_names=["predictions"],
                 dynamic_shapes={"images": {0: torch.export.Dim("batch")}},

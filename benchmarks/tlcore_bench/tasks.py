@@ -210,21 +210,15 @@ FULL = BenchPlan(
 # The quick plan: every job kind on every backend in under 10 minutes with set-up on a 2-core CPU. It prints only
 # verdicts its data decide: parity from the head phase alone (deterministic from one checkpoint, on every backend),
 # the fine-tuned runs shown as one seed (undecided, with the seeds that would decide them); the cache at 128 px on a
-# small split (150 images: a backbone pass there still costs more than the cached phase's fixed costs); the overhead
-# from 9 pairs of single epochs (the median's interval runs from the 2nd to the 8th ratio, 96 %).
+# small split (150 images); the overhead from 9 pairs of single epochs (the median's interval runs from the 2nd to
+# the 8th ratio, 96 %). On that split the cached phase's one-off costs still weigh: measured alone on an AMD EPYC
+# (2026-12-03), 19.7x torch, 9.9x keras-tensorflow, 24.0x keras-torch, 7.4x keras-jax, whose 6.1 s cached phase
+# spends 3.7 s on the feature pass, most of it XLA compiling the feature step (`.venv/bin/tlcore bench --quick
+# --out DIR` prints the ratios; the phase's `feature_seconds` is in DIR/runs/keras-jax/probe_digits-10@128_s0.json).
 QUICK_TASK = Task(
     "digits/30", "digits", labels_per_class=30, validation_per_class=10, test_fraction=0.25, head_epochs=30
 )
-QUICK_CACHE = Task(
-    "digits/10@128",
-    "digits",
-    labels_per_class=10,
-    validation_per_class=5,
-    test_fraction=0.25,
-    image_size=128,
-    shift=8,
-    head_epochs=30,
-)
+QUICK_CACHE = replace(CACHE, name="digits/10@128", labels_per_class=10, validation_per_class=5)
 
 QUICK = BenchPlan(
     name="quick",

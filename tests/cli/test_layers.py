@@ -101,7 +101,11 @@ def test_a_recipe_phase_gives_its_policy() -> None:
 
 
 @pytest.mark.requires("mlxtend")
-def test_dry_run_checks_the_recipe_and_prints_each_phase(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+def test_dry_run_checks_the_recipe_and_prints_each_phase(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # a relative runs/ or cache folder would appear here
+    monkeypatch.setenv("TLCORE_CACHE", str(tmp_path / "cache"))
     recipe = ROOT / "recipes" / "quickstart-head.toml"
     assert main(["run", str(recipe), "--backend", "torch", "--weights", "none", "--dry-run"]) == 0
     out = capsys.readouterr().out

@@ -31,8 +31,9 @@ BuiltBackbone``:
 - It returns :class:`BuiltBackbone`: the framework's model (torch: an
   ``nn.Module`` NCHW -> NCHW feature map; Keras: a ``keras.Model`` NHWC ->
   NHWC for ``image_size``), ``layers`` as ``(canonical name, native layer)``
-  for every layer that owns weights in forward order, and ``group_of``
-  mapping each name to one of ``spec.groups``.
+  for every layer that owns weights in forward order (or every layer, with
+  ``native_indexing``, where indices must count as the framework counts),
+  and ``group_of`` mapping each name to one of ``spec.groups``.
 - The backend then sets every BatchNorm's epsilon and momentum from the spec,
   records each layer's kind and parameter count, checks the groups
   (:func:`check_layer_groups`), and loads the weights: named ones through
@@ -50,7 +51,8 @@ What a backend implements: :class:`Backend` (``build_model``,
 ``head_state``, and the per-batch ``_predict_batch``, ``_features_batch``,
 ``_assign_state``: batching, ``predict``, ``features``, ``state``, ``save``,
 ``export`` and the strict ``load_state`` check are written once, in the
-base class); and a :class:`~tlcore.Trainer` subclass with the per-step hooks
+base class; ``_write_onnx`` writes opset :data:`ONNX_OPSET`); and a
+:class:`~tlcore.Trainer` subclass with the per-step hooks
 (the learning-rate schedule comes from :func:`tlcore.training.learning_rate_table`;
 the trainer only applies it). Its backbone building calls :func:`build_native`
 first; the head's initial weights come from :func:`initial_head_weights`, so
@@ -58,6 +60,7 @@ that they are the same on every backend.
 """
 
 from tlcore._backend import Backend, Model
+from tlcore._export import ONNX_OPSET
 from tlcore._head_init import initial_head_weights
 from tlcore._specs import BackboneSpec, HeadSpec, ImageInputSpec, LayerInfo, StateDictLayout, WeightsSource
 from tlcore.extend._building import (
@@ -83,6 +86,7 @@ from tlcore.plugins import (
 )
 
 __all__ = [
+    "ONNX_OPSET",
     "BackboneSpec",
     "Backend",
     "BackendInfo",
